@@ -1,0 +1,18 @@
+// Package heartbeat writes timestamped beats to the primary and remembers
+// them long enough to time their arrival elsewhere.
+//
+// A [Writer] upserts one row per probe_id into walprobe.heartbeat every
+// interval. The row's seq is assigned by the database (seq = seq + 1), so it
+// stays monotonic across probe restarts. Each successful upsert yields a
+// [Beat]: seq, the probe's monotonic sent/acked times, the WAL position of
+// the write and the primary's clock at the write.
+//
+// The table stays bounded: one row per probe, updated in place (HOT, the
+// primary key never changes, fillfactor leaves room on the page), so its heap
+// is one or two pages however long the probe runs. History lives in the
+// probe, not in the table: [Ring] keeps recent beats with a fixed capacity
+// and maps any LSN a server reports to the time the primary's WAL passed it.
+//
+// Schema, publication and grants are produced by [SetupSQL]; `walprobe setup`
+// applies or prints them. The package never creates anything at run time.
+package heartbeat

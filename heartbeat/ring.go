@@ -1,0 +1,157 @@
+package heartbeat
+
+import (
+	"sync"
+	"time"
+)
+
+// Ring keeps the most recent beats in a fixed-capacity circular buffer.
+// It answers "which beat has this seq" and "when did the primary's WAL pass
+// this LSN". It is safe for concurrent use; mu guards every field.
+type Ring struct {
+	mu    sync.RWMutex
+	buf   []Beat
+	next  int // index of the slot the next Push writes
+	count int
+}
+
+// NewRing returns a ring holding at most capacity beats (minimum 2).
+func NewRing(capacity int) *Ring {
+	if capacity < 2 {
+		capacity = 2
+	}
+	return &Ring{buf: make([]Beat, capacity)}
+}
+
+// Push records b. Beats must be pushed in seq order.
+func (r *Ring) Push(b Beat) {
+	r.mu.Lock()
+	r.buf[r.next] = b
+	r.next = (r.next + 1) % len(r.buf)
+	if r.count < len(r.buf) {
+		r.count++
+	}
+	r.mu.Unlock()
+}
+
+// Len reports how many beats the ring holds.
+func (r *Ring) Len() int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.count
+}
+
+// atLocked returns the i-th oldest beat held (0 = oldest).
+func (r *Ring) atLocked(i int) Beat {
+	start := (r.next - r.count + len(r.buf)) % len(r.buf)
+	return r.buf[(start+i)%len(r.buf)]
+}
+
+// Newest returns the most recent beat.
+func (r *Ring) Newest() (Beat, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.count == 0 {
+		return Beat{}, false
+	}
+	return r.atLocked(r.count - 1), true
+}
+
+// FirstAfter returns the oldest held beat with Seq > seq: the oldest beat a
+// target that has shown seq has not shown yet. Beats older than the ring's
+// capacity are forgotten, so a target behind by more than the capacity gets
+// the oldest held beat, which still gives a lower bound of its lag.
+func (r *Ring) FirstAfter(seq int64) (Beat, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.count == 0 || r.atLocked(r.count-1).Seq <= seq {
+		return Beat{}, false
+	}
+	lo, hi := 0, r.count-1 // the answer is in [lo, hi]
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.atLocked(mid).Seq > seq {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return r.atLocked(lo), true
+}
+
+// Between calls fn for every held beat with from < Seq <= to, oldest first.
+func (r *Ring) Between(from, to int64, fn func(Beat)) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	for i := 0; i < r.count; i++ {
+		b := r.atLocked(i)
+		if b.Seq > from && b.Seq <= to {
+			fn(b)
+		}
+	}
+}
+
+// LSNTime says when the primary's WAL passed lsn, by the probe's clock.
+//
+// caughtUp is true when lsn is at or past the newest beat's position: the
+// consumer has everything the probe wrote, so its lag is 0 however long
+// the primary has been idle. Otherwise at is interpolated linearly between
+// the two beats whose positions bracket lsn; below the oldest held beat, at
+// is that beat's time (a lower bound of the lag) and ok is still true.
+// ok is false only when the ring is empty.
+func (r *Ring) LSNTime(lsn LSN) (at time.Time, caughtUp, ok bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.count == 0 {
+		return time.Time{}, false, false
+	}
+	newest := r.atLocked(r.count - 1)
+	if lsn >= newest.LSN {
+		return newest.Acked, true, true
+	}
+	// Find the first beat whose LSN is > lsn: the consumer has not passed it.
+	lo, hi := 0, r.count-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.atLocked(mid).LSN > lsn {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	after := r.atLocked(lo)
+	if lo == 0 {
+		return after.Acked, false, true
+	}
+	before := r.atLocked(lo - 1)
+	span := float64(after.LSN - before.LSN)
+	frac := 0.0
+	if span > 0 {
+		frac = float64(lsn-before.LSN) / span
+	}
+	return before.Acked.Add(time.Duration(frac * float64(after.Acked.Sub(before.Acked)))), false, true
+}
+
+// LSNLag turns lsn into a time lag as of now: 0 when caught up, otherwise
+// the age of the oldest beat the consumer has not passed. This is the
+// "first unseen beat" rule readers use, applied to positions.
+func (r *Ring) LSNLag(lsn LSN, now time.Time) (time.Duration, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.count == 0 {
+		return 0, false
+	}
+	if lsn >= r.atLocked(r.count-1).LSN {
+		return 0, true
+	}
+	lo, hi := 0, r.count-1
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.atLocked(mid).LSN > lsn {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	return now.Sub(r.atLocked(lo).Acked), true
+}

@@ -1,0 +1,243 @@
+package heartbeat
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/walprobe/walprobe/probe/pgconf"
+)
+
+// MinInterval is the shortest beat interval supported.
+const MinInterval = 100 * time.Millisecond
+
+// WriterConfig configures a Writer.
+type WriterConfig struct {
+	Conn     *pgx.ConnConfig // primary; from pgconf.Parse
+	ProbeID  string
+	Interval time.Duration
+	// OnBeat is called, in seq order, after each successful write.
+	OnBeat func(Beat)
+	// OnMiss is called for every interval in which no beat could be written,
+	// with when the attempt started and why it failed.
+	OnMiss func(at time.Time, err error)
+	// OnConn is called when the writer's connection comes up (err == nil)
+	// or is lost or cannot be made (err != nil).
+	OnConn func(err error)
+}
+
+// Writer upserts the probe's heartbeat row on the primary every interval.
+type Writer struct {
+	cfg    WriterConfig
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+// NewWriter validates cfg.
+func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
+	var errs []error
+	if cfg.Conn == nil {
+		errs = append(errs, errors.New("writer: primary DSN is required"))
+	}
+	if cfg.ProbeID == "" {
+		errs = append(errs, errors.New("writer: probe_id is required"))
+	}
+	if cfg.Interval < MinInterval {
+		errs = append(errs, fmt.Errorf("writer: interval %s is below the minimum %s", cfg.Interval, MinInterval))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if cfg.OnBeat == nil {
+		cfg.OnBeat = func(Beat) {}
+	}
+	if cfg.OnMiss == nil {
+		cfg.OnMiss = func(time.Time, error) {}
+	}
+	if cfg.OnConn == nil {
+		cfg.OnConn = func(error) {}
+	}
+	return &Writer{cfg: cfg, logger: logger.With("component", "writer"), now: time.Now}, nil
+}
+
+// upsertSQL writes one beat. seq is assigned by the database so it stays
+// monotonic across restarts of the probe. RETURNING runs after the row
+// change is in WAL, so pg_current_wal_insert_lsn() is the position just
+// past it; the commit record follows immediately.
+const upsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
+VALUES ($1, 1, clock_timestamp())
+ON CONFLICT (probe_id) DO UPDATE SET seq = h.seq + 1, written_at = EXCLUDED.written_at
+RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
+
+// Run writes beats until ctx is done. A primary that is down or in
+// recovery is retried with capped, jittered backoff; every interval
+// without a beat is reported through OnMiss.
+func (w *Writer) Run(ctx context.Context) error {
+	bo := NewBackoff()
+	ticker := time.NewTicker(w.cfg.Interval)
+	defer ticker.Stop()
+	var conn *pgx.Conn
+	defer func() {
+		if conn != nil {
+			closeConn(conn)
+		}
+	}()
+	var nextDial time.Time
+	for {
+		start := w.now()
+		if conn == nil && !start.Before(nextDial) {
+			c, err := w.connect(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				w.cfg.OnConn(err)
+				nextDial = start.Add(bo.NextBackOff())
+			} else {
+				conn = c
+				bo.Reset()
+				w.cfg.OnConn(nil)
+			}
+		}
+		if conn == nil {
+			w.cfg.OnMiss(start, errors.New("primary unreachable"))
+		} else if b, err := w.beat(ctx, conn); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			w.cfg.OnMiss(start, err)
+			if conn.IsClosed() || isConnErr(err) {
+				closeConn(conn)
+				conn = nil
+				err = pgconf.Explain("primary", w.cfg.Conn, err)
+				w.cfg.OnConn(err)
+				nextDial = w.now().Add(bo.NextBackOff())
+			}
+			w.logger.LogAttrs(ctx, slog.LevelDebug, "beat failed", slog.String("error", err.Error()))
+		} else {
+			w.cfg.OnBeat(b)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-ticker.C:
+		}
+	}
+}
+
+func (w *Writer) connect(ctx context.Context) (*pgx.Conn, error) {
+	conn, err := pgconf.Connect(ctx, "primary", w.cfg.Conn)
+	if err != nil {
+		return nil, err
+	}
+	var inRecovery bool
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil {
+		closeConn(conn)
+		return nil, pgconf.Explain("primary", w.cfg.Conn, err)
+	}
+	if inRecovery {
+		closeConn(conn)
+		return nil, fmt.Errorf("primary (%s) is in recovery: point --primary at the read-write server, or list every host with target_session_attrs=read-write: %w", pgconf.Addr(w.cfg.Conn), ErrInRecovery)
+	}
+	return conn, nil
+}
+
+func (w *Writer) beat(ctx context.Context, conn *pgx.Conn) (Beat, error) {
+	ctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, time.Second))
+	defer cancel()
+	var (
+		b   Beat
+		lsn string
+	)
+	b.Sent = w.now()
+	err := conn.QueryRow(ctx, upsertSQL, w.cfg.ProbeID).Scan(&b.Seq, &b.PrimaryTime, &lsn)
+	b.Acked = w.now()
+	if err != nil {
+		return Beat{}, fmt.Errorf("upsert beat: %w", err)
+	}
+	if b.LSN, err = ParseLSN(lsn); err != nil {
+		return Beat{}, err
+	}
+	return b, nil
+}
+
+// Check verifies, once, that the primary is reachable, writable and set
+// up. A missing table is created when the role may; otherwise the error
+// wraps ErrNotSetUp and carries the exact SQL to run as an administrator.
+func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
+	conn, err := pgconf.Connect(ctx, "primary", cfg)
+	if err != nil {
+		return err
+	}
+	defer closeConn(conn)
+	var inRecovery bool
+	var reg *string
+	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), to_regclass($1)::text", QualTable).Scan(&inRecovery, &reg); err != nil {
+		return pgconf.Explain("primary", cfg, err)
+	}
+	if inRecovery {
+		return fmt.Errorf("primary (%s) is in recovery: --primary must be the read-write server: %w", pgconf.Addr(cfg), ErrInRecovery)
+	}
+	if reg == nil {
+		for _, s := range TableSQL() {
+			if _, err := conn.Exec(ctx, s); err != nil {
+				return fmt.Errorf("%w on %s and user %q cannot create it (%v); run as an administrator:\n\n%s\nor run `walprobe setup` with an administrator DSN",
+					ErrNotSetUp, pgconf.Addr(cfg), cfg.User, pgErrMsg(err), Script(SetupSQL(SetupOptions{Role: cfg.User, Publication: true})))
+			}
+		}
+		return nil
+	}
+	var canWrite bool
+	if err := conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'INSERT, UPDATE, SELECT')", QualTable).Scan(&canWrite); err != nil {
+		return pgconf.Explain("primary", cfg, err)
+	}
+	if !canWrite {
+		return fmt.Errorf("user %q may not write %s on %s; run as an administrator:\n\n%s", cfg.User, QualTable, pgconf.Addr(cfg),
+			Script(SetupSQL(SetupOptions{Role: cfg.User})))
+	}
+	return nil
+}
+
+func pgErrMsg(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Message
+	}
+	return err.Error()
+}
+
+// isConnErr reports whether err means the session is unusable, as opposed
+// to a statement that failed on a healthy session.
+func isConnErr(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		// Class 08 connection exceptions and 57P0x shutdowns, and
+		// read-only transactions after a failover (25006).
+		return pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "25006"
+	}
+	return true // network errors, timeouts: reconnect to be safe
+}
+
+func closeConn(c *pgx.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = c.Close(ctx)
+}
+
+// NewBackoff returns the reconnect policy shared by every component:
+// 100 ms doubling to a 5 s cap, ±50 % jitter, never giving up.
+func NewBackoff() *backoff.ExponentialBackOff {
+	bo := backoff.NewExponentialBackOff()
+	bo.InitialInterval = 100 * time.Millisecond
+	bo.MaxInterval = 5 * time.Second
+	bo.RandomizationFactor = 0.5
+	bo.MaxElapsedTime = 0
+	bo.Reset()
+	return bo
+}

@@ -1,0 +1,176 @@
+package pgconf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Session limits applied to every probe connection. They make sure the
+// probe never holds a lock or an open transaction for more than a moment.
+const (
+	StatementTimeout    = 5 * time.Second
+	LockTimeout         = 1 * time.Second
+	IdleInTxTimeout     = 1 * time.Second
+	DefaultConnTimeout  = 5 * time.Second
+	DefaultKeepAlive    = 15 * time.Second
+	ApplicationNamePref = "walprobe"
+)
+
+// Parse parses a libpq-compatible DSN (URI or key=value; PG* environment
+// variables and .pgpass apply) for the target called name. The returned
+// config runs every query in simple protocol, so it works through
+// transaction-pooling poolers (pgbouncer, pgpool) that break named
+// prepared statements and session state.
+func Parse(name, dsn string) (*pgx.ConnConfig, error) {
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("%s: invalid DSN (%s): use a libpq URI (postgres://user@host:5432/db) or key=value pairs (host=... port=... dbname=...)", name, Redact(dsn, reason(err)))
+	}
+	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnTimeout
+	}
+	keepAlive := &net.Dialer{KeepAlive: DefaultKeepAlive, Timeout: cfg.ConnectTimeout}
+	cfg.DialFunc = keepAlive.DialContext
+	rp := cfg.RuntimeParams
+	if rp["application_name"] == "" {
+		rp["application_name"] = ApplicationNamePref
+	}
+	setDefault(rp, "statement_timeout", fmt.Sprint(StatementTimeout.Milliseconds()))
+	setDefault(rp, "lock_timeout", fmt.Sprint(LockTimeout.Milliseconds()))
+	setDefault(rp, "idle_in_transaction_session_timeout", fmt.Sprint(IdleInTxTimeout.Milliseconds()))
+	return cfg, nil
+}
+
+func setDefault(m map[string]string, k, v string) {
+	if _, ok := m[k]; !ok {
+		m[k] = v
+	}
+}
+
+// reason drops pgconn's echo of the connection string and keeps why it
+// failed.
+func reason(err error) string {
+	var pe *pgconn.ParseConfigError
+	if errors.As(err, &pe) && pe.Unwrap() != nil {
+		return pe.Unwrap().Error()
+	}
+	return err.Error()
+}
+
+var pwKV = regexp.MustCompile(`(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
+
+// Redact removes every password the DSN carries from s.
+func Redact(dsn, s string) string {
+	for _, pw := range passwords(dsn) {
+		if pw != "" {
+			s = strings.ReplaceAll(s, pw, "xxxxx")
+		}
+	}
+	return s
+}
+
+func passwords(dsn string) []string {
+	var out []string
+	for _, m := range pwKV.FindAllStringSubmatch(dsn, -1) {
+		out = append(out, strings.Trim(m[1], "'"))
+	}
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if pw, ok := u.User.Password(); ok {
+			out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
+		}
+	} else if i := strings.Index(dsn, "://"); i >= 0 {
+		// Unparseable URI: take userinfo by hand.
+		rest := dsn[i+3:]
+		if at := strings.LastIndex(rest, "@"); at >= 0 {
+			if c := strings.Index(rest[:at], ":"); c >= 0 {
+				out = append(out, rest[c+1:at])
+			}
+		}
+	}
+	return out
+}
+
+// Addr describes where cfg points, for logs and labels: host:port/db,
+// never the user's password.
+func Addr(cfg *pgx.ConnConfig) string {
+	return fmt.Sprintf("%s/%s", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), cfg.Database)
+}
+
+// Connect opens one connection and turns failures into an actionable error.
+func Connect(ctx context.Context, name string, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return nil, Explain(name, cfg, err)
+	}
+	return conn, nil
+}
+
+// Explain turns a connection or query error into one line that names the
+// target and what to fix. It never includes the password.
+func Explain(name string, cfg *pgx.ConnConfig, err error) error {
+	if err == nil {
+		return nil
+	}
+	where := name
+	user := ""
+	if cfg != nil {
+		where = fmt.Sprintf("%s (%s)", name, Addr(cfg))
+		user = cfg.User
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case "28P01":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: password authentication failed for user %q: check the password in the DSN, PGPASSWORD or ~/.pgpass", where, user), Err: err}
+		case "28000":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: server rejected the connection (%s): add a pg_hba.conf entry for user %q from this host", where, pgErr.Message, user), Err: err}
+		case "3D000":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: %s: fix dbname in the DSN", where, pgErr.Message), Err: err}
+		case "42501":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: permission denied (%s): run `walprobe setup --print-sql` for the grants", where, pgErr.Message), Err: err}
+		case "53300":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: too many connections: raise max_connections or free connections", where), Err: err}
+		case "57P03":
+			return &Error{Target: name, Msg: fmt.Sprintf("%s: server is starting up or shutting down", where), Err: err}
+		}
+		return &Error{Target: name, Msg: fmt.Sprintf("%s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code), Err: err}
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return &Error{Target: name, Msg: fmt.Sprintf("%s: cannot resolve host %q: fix host in the DSN", where, dnsErr.Name), Err: err}
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "connection refused"):
+		return &Error{Target: name, Msg: fmt.Sprintf("%s: connection refused: is the server running and listening on that port?", where), Err: err}
+	case errors.Is(err, context.DeadlineExceeded) || strings.Contains(msg, "timeout"):
+		return &Error{Target: name, Msg: fmt.Sprintf("%s: timed out: check host, port and firewalls", where), Err: err}
+	}
+	if cfg != nil && cfg.Password != "" {
+		msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+	}
+	return &Error{Target: name, Msg: fmt.Sprintf("%s: %s", where, msg), Err: err}
+}
+
+// Error is an actionable, password-free error about one target.
+type Error struct {
+	Target string
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string { return e.Msg }
+
+// Unwrap exposes the underlying error for errors.Is/As. Its text may carry
+// details meant for debugging; print Error() to users.
+func (e *Error) Unwrap() error { return e.Err }
