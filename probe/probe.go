@@ -1,0 +1,316 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/walprobe/walprobe/heartbeat"
+)
+
+// Config configures a Probe.
+type Config struct {
+	ProbeID  string
+	Interval time.Duration
+	// LagThreshold: a target whose current lag reaches it is lagging.
+	LagThreshold time.Duration
+	// StallAfter: a target with beats outstanding that has shown none for
+	// this long is stalled.
+	StallAfter time.Duration
+	// RingSize bounds how many recent beats are kept (memory is fixed).
+	RingSize int
+}
+
+// Defaults fills zero fields.
+func (c *Config) Defaults() {
+	if c.Interval == 0 {
+		c.Interval = time.Second
+	}
+	if c.LagThreshold == 0 {
+		c.LagThreshold = max(time.Second, 2*c.Interval)
+	}
+	if c.StallAfter == 0 {
+		c.StallAfter = max(10*time.Second, 5*c.Interval)
+	}
+	if c.RingSize == 0 {
+		c.RingSize = 4096
+	}
+}
+
+// Observer receives what the probe learns. Calls are made synchronously
+// from the component that learned it and must not block.
+type Observer interface {
+	Beat(b heartbeat.Beat)
+	Missed(at time.Time, err error)
+	Visible(v Visibility)
+	Transition(t TransitionEvent)
+	Classic(target string, kind Kind, c Classic)
+	Stages(s StreamStages)
+}
+
+// NopObserver implements Observer with no-ops; embed it to implement a
+// subset.
+type NopObserver struct{}
+
+func (NopObserver) Beat(heartbeat.Beat)           {}
+func (NopObserver) Missed(time.Time, error)       {}
+func (NopObserver) Visible(Visibility)            {}
+func (NopObserver) Transition(TransitionEvent)    {}
+func (NopObserver) Classic(string, Kind, Classic) {}
+func (NopObserver) Stages(StreamStages)           {}
+
+// Visibility is when one beat became visible on one target.
+type Visibility struct {
+	Target     string
+	Kind       Kind
+	Beat       heartbeat.Beat
+	VisibleAt  time.Time     // estimate: midpoint of the bracketing interval
+	Delay      time.Duration // VisibleAt − Beat.Acked, never below 0
+	ErrorBound time.Duration // half the bracketing interval
+}
+
+// TransitionEvent is one change of a target's state.
+type TransitionEvent struct {
+	Target string
+	Kind   Kind
+	From   State
+	To     State
+	Event  Event
+	Reason string
+	At     time.Time
+}
+
+// StreamStages splits one beat's trip to the logical stream. Commit and
+// ServerSent are the primary's clock; Received is the probe's.
+type StreamStages struct {
+	Target     string
+	Beat       heartbeat.Beat
+	Commit     time.Time // commit timestamp (pgoutput Begin)
+	ServerSent time.Time // XLogData server time
+	Received   time.Time
+}
+
+// Probe is the hub that keeps per-target truth.
+type Probe struct {
+	cfg    Config
+	logger *slog.Logger
+	ring   *heartbeat.Ring
+	now    func() time.Time
+
+	mu        sync.Mutex // guards the fields below
+	targets   map[string]*Target
+	observers []Observer
+	beatCh    chan struct{} // closed and replaced on every beat
+	missed    int64
+	beats     int64
+	lastMiss  time.Time
+	missErr   string
+	writerUp  bool
+	writerErr string
+	// outageSince is the first missed beat since the last acked one; zero
+	// while beats are being written.
+	outageSince    time.Time
+	primaryClassic *ClassicPrimary
+}
+
+// New returns a Probe.
+func New(cfg Config, logger *slog.Logger) *Probe {
+	cfg.Defaults()
+	return &Probe{
+		cfg:     cfg,
+		logger:  logger.With("component", "probe"),
+		ring:    heartbeat.NewRing(cfg.RingSize),
+		now:     time.Now,
+		targets: map[string]*Target{},
+		beatCh:  make(chan struct{}),
+	}
+}
+
+// Config returns the probe's effective configuration.
+func (p *Probe) Config() Config { return p.cfg }
+
+// Ring exposes the recent beats (for LSN → time mapping).
+func (p *Probe) Ring() *heartbeat.Ring { return p.ring }
+
+// Observe adds an observer. Call before Run.
+func (p *Probe) Observe(o Observer) {
+	p.mu.Lock()
+	p.observers = append(p.observers, o)
+	p.mu.Unlock()
+}
+
+func (p *Probe) each(fn func(Observer)) {
+	p.mu.Lock()
+	obs := p.observers
+	p.mu.Unlock()
+	for _, o := range obs {
+		fn(o)
+	}
+}
+
+// Beat records a successful heartbeat write and wakes the readers.
+func (p *Probe) Beat(b heartbeat.Beat) {
+	p.ring.Push(b)
+	p.mu.Lock()
+	p.beats++
+	p.outageSince = time.Time{}
+	close(p.beatCh)
+	p.beatCh = make(chan struct{})
+	p.mu.Unlock()
+	p.each(func(o Observer) { o.Beat(b) })
+}
+
+// Missed records an interval in which no beat could be written.
+func (p *Probe) Missed(at time.Time, err error) {
+	p.mu.Lock()
+	p.missed++
+	p.lastMiss = at
+	if p.outageSince.IsZero() {
+		p.outageSince = at
+	}
+	p.missErr = err.Error()
+	p.mu.Unlock()
+	p.each(func(o Observer) { o.Missed(at, err) })
+}
+
+// WriterConn records the writer's connection status.
+func (p *Probe) WriterConn(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	was := p.writerUp
+	p.writerUp = err == nil
+	p.writerErr = ""
+	if err != nil {
+		p.writerErr = err.Error()
+	}
+	switch {
+	case err == nil && !was:
+		p.logger.Info("primary connected")
+	case err != nil && (was || p.missed == 0):
+		p.logger.Warn("primary down: beats are counted as missed until it returns", "error", err.Error())
+	}
+}
+
+// WaitBeat blocks until a beat with Seq > after has been acked, and returns
+// the newest beat. It returns ctx.Err() when ctx ends first.
+func (p *Probe) WaitBeat(ctx context.Context, after int64) (heartbeat.Beat, error) {
+	for {
+		p.mu.Lock()
+		ch := p.beatCh
+		p.mu.Unlock()
+		if b, ok := p.ring.Newest(); ok && b.Seq > after {
+			return b, nil
+		}
+		select {
+		case <-ctx.Done():
+			return heartbeat.Beat{}, ctx.Err()
+		case <-ch:
+		}
+	}
+}
+
+// Register adds a target and returns its handle. Names must be unique.
+func (p *Probe) Register(name string, kind Kind) (*Target, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, dup := p.targets[name]; dup {
+		return nil, fmt.Errorf("duplicate target name %q: give every target its own name", name)
+	}
+	t := &Target{name: name, kind: kind, p: p, state: StateConnecting, since: p.now()}
+	p.targets[name] = t
+	return t, nil
+}
+
+// Target returns the handle of a registered target.
+func (p *Probe) Target(name string) (*Target, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.targets[name]
+	return t, ok
+}
+
+// Run evaluates every target's lag and state a few times per interval
+// until ctx is done.
+func (p *Probe) Run(ctx context.Context) error {
+	tick := time.NewTicker(min(max(p.cfg.Interval/4, 25*time.Millisecond), 250*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		p.mu.Lock()
+		ts := make([]*Target, 0, len(p.targets))
+		for _, t := range p.targets {
+			ts = append(ts, t)
+		}
+		p.mu.Unlock()
+		for _, t := range ts {
+			t.evaluate()
+		}
+	}
+}
+
+// Snapshot is the probe's whole state at one moment.
+type Snapshot struct {
+	ProbeID     string           `json:"probe_id"`
+	At          time.Time        `json:"at"`
+	Interval    Seconds          `json:"interval_seconds"`
+	Beats       int64            `json:"beats"`
+	BeatsMissed int64            `json:"beats_missed"`
+	LastBeat    *BeatJSON        `json:"last_beat,omitempty"`
+	Primary     PrimaryJSON      `json:"primary"`
+	Targets     []TargetSnapshot `json:"targets"`
+}
+
+// PrimaryJSON describes the writer's side.
+type PrimaryJSON struct {
+	Up      bool            `json:"up"`
+	Error   string          `json:"error,omitempty"`
+	Classic *ClassicPrimary `json:"classic,omitempty"`
+}
+
+// BeatJSON is a beat as the API shows it.
+type BeatJSON struct {
+	Seq         int64     `json:"seq"`
+	Sent        time.Time `json:"sent"`
+	Acked       time.Time `json:"acked"`
+	LSN         string    `json:"lsn"`
+	PrimaryTime time.Time `json:"primary_time"`
+	WriteRTT    Seconds   `json:"write_rtt_seconds"`
+}
+
+// Snapshot returns the current state of the probe and every target.
+func (p *Probe) Snapshot() Snapshot {
+	now := p.now()
+	p.mu.Lock()
+	s := Snapshot{
+		ProbeID:     p.cfg.ProbeID,
+		At:          now,
+		Interval:    Seconds(p.cfg.Interval.Seconds()),
+		Beats:       p.beats,
+		BeatsMissed: p.missed,
+		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.writerErr, Classic: p.primaryClassic},
+	}
+	ts := make([]*Target, 0, len(p.targets))
+	for _, t := range p.targets {
+		ts = append(ts, t)
+	}
+	p.mu.Unlock()
+	if b, ok := p.ring.Newest(); ok {
+		s.LastBeat = &BeatJSON{Seq: b.Seq, Sent: b.Sent, Acked: b.Acked, LSN: b.LSN.String(), PrimaryTime: b.PrimaryTime, WriteRTT: Seconds(b.RTT().Seconds())}
+	}
+	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
+	for _, t := range ts {
+		s.Targets = append(s.Targets, t.snapshot(now))
+	}
+	return s
+}
+
+// ErrUnknownTarget is returned for a name no target has.
+var ErrUnknownTarget = errors.New("unknown target")

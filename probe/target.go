@@ -1,0 +1,257 @@
+package probe
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/walprobe/walprobe/heartbeat"
+)
+
+// Target is the handle through which a reader or the stream reports what
+// one target shows. It is safe for concurrent use; mu guards every field
+// below it.
+type Target struct {
+	name string
+	kind Kind
+	p    *Probe
+
+	mu          sync.Mutex
+	state       State
+	since       time.Time // when state was entered
+	reason      string
+	known       bool  // lastSeen is meaningful
+	lastSeen    int64 // highest seq the target has shown
+	lastSeenAt  time.Time
+	lastVis     *Visibility
+	classic     *Classic
+	visible     int64 // beats timed on this target
+	transitions int64
+	lastErr     string
+}
+
+// Name returns the target's name.
+func (t *Target) Name() string { return t.name }
+
+// Kind returns the target's kind.
+func (t *Target) Kind() Kind { return t.kind }
+
+// LastSeen returns the highest seq the target has shown, and whether any
+// poll has succeeded yet.
+func (t *Target) LastSeen() (int64, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lastSeen, t.known
+}
+
+// State returns the target's current state.
+func (t *Target) State() State {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.state
+}
+
+// Connected reports that a session to the target is up.
+func (t *Target) Connected() { t.fire(EventConnected, "connected") }
+
+// Down reports that the target cannot be reached or queried.
+func (t *Target) Down(err error) {
+	t.mu.Lock()
+	t.lastErr = err.Error()
+	t.mu.Unlock()
+	t.fire(EventConnLost, err.Error())
+}
+
+// Promoted reports that a standby is no longer in recovery.
+func (t *Target) Promoted() {
+	t.fire(EventPromoted, "pg_is_in_recovery() is false: the standby was promoted")
+}
+
+// InRecovery reports that the target is in recovery; it moves a promoted
+// target back to connecting (it was rebuilt as a standby).
+func (t *Target) InRecovery() {
+	if t.State() == StatePromoted {
+		t.fire(EventDemoted, "back in recovery")
+	}
+}
+
+// Seen reports that a poll whose result was taken inside (lower, upper]
+// showed seq, and that the previous poll (starting at lower) did not.
+// Every beat newer than the last seen and up to seq becomes visible: WAL
+// replay and logical apply keep commit order, so showing seq means showing
+// every beat before it.
+//
+// Pass lower = upper for an exact observation (the logical stream).
+func (t *Target) Seen(seq int64, lower, upper time.Time) {
+	var vis []Visibility
+	t.mu.Lock()
+	if !t.known {
+		// The first poll only tells where the target is: beats it showed
+		// before the probe watched it cannot be timed.
+		t.known, t.lastSeen, t.lastSeenAt = true, seq, upper
+		t.mu.Unlock()
+		t.evaluate()
+		return
+	}
+	if seq <= t.lastSeen {
+		t.mu.Unlock()
+		return
+	}
+	t.p.ring.Between(t.lastSeen, seq, func(b heartbeat.Beat) {
+		lo := lower
+		if b.Sent.After(lo) {
+			lo = b.Sent // nothing is visible before it was sent
+		}
+		hi := upper
+		if hi.Before(lo) {
+			hi = lo
+		}
+		half := hi.Sub(lo) / 2
+		at := lo.Add(half)
+		v := Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: max(at.Sub(b.Acked), 0), ErrorBound: half}
+		vis = append(vis, v)
+	})
+	t.lastSeen, t.lastSeenAt = seq, upper
+	if n := len(vis); n > 0 {
+		t.lastVis = &vis[n-1]
+		t.visible += int64(n)
+	}
+	t.mu.Unlock()
+	for _, v := range vis {
+		t.p.each(func(o Observer) { o.Visible(v) })
+	}
+	t.evaluate()
+}
+
+// Stages reports the logical stream's split of one beat's trip.
+func (t *Target) Stages(s StreamStages) {
+	s.Target = t.name
+	t.p.each(func(o Observer) { o.Stages(s) })
+}
+
+// SetClassic records the latest classic numbers for the target.
+func (t *Target) SetClassic(c Classic) {
+	t.mu.Lock()
+	t.classic = &c
+	t.mu.Unlock()
+	t.p.each(func(o Observer) { o.Classic(t.name, t.kind, c) })
+}
+
+// Lag returns the target's current lag: the age of the oldest acked beat
+// it has not shown, growing from the first missed beat while the primary
+// cannot be written. ok is false until the target has been polled once.
+func (t *Target) Lag() (time.Duration, bool) {
+	t.mu.Lock()
+	seen, known := t.lastSeen, t.known
+	t.mu.Unlock()
+	if !known {
+		return 0, false
+	}
+	return t.p.lagAfter(seen, t.p.now()), true
+}
+
+func (p *Probe) lagAfter(seen int64, now time.Time) time.Duration {
+	if b, ok := p.ring.FirstAfter(seen); ok {
+		return now.Sub(b.Acked)
+	}
+	p.mu.Lock()
+	outage := p.outageSince
+	p.mu.Unlock()
+	if !outage.IsZero() {
+		return now.Sub(outage)
+	}
+	return 0
+}
+
+// evaluate turns the current lag into a lag or progress event.
+func (t *Target) evaluate() {
+	t.mu.Lock()
+	st, known, seen, seenAt := t.state, t.known, t.lastSeen, t.lastSeenAt
+	t.mu.Unlock()
+	if !known || st == StateDown || st == StatePromoted {
+		return
+	}
+	now := t.p.now()
+	lag := t.p.lagAfter(seen, now)
+	switch {
+	case lag >= t.p.cfg.StallAfter && now.Sub(seenAt) >= t.p.cfg.StallAfter:
+		t.fire(EventNoProgress, "no beat shown for "+now.Sub(seenAt).Round(time.Millisecond).String())
+	case lag >= t.p.cfg.LagThreshold:
+		t.fire(EventLagHigh, "lag "+lag.Round(time.Millisecond).String()+" ≥ "+t.p.cfg.LagThreshold.String())
+	default:
+		t.fire(EventLagOK, "")
+	}
+}
+
+func (t *Target) fire(e Event, reason string) {
+	now := t.p.now()
+	t.mu.Lock()
+	from := t.state
+	to, err := Transition(from, e)
+	if err != nil {
+		t.mu.Unlock()
+		// Not an error for the operator: a late poll result after the
+		// target went down. Keep the state.
+		t.p.logger.Debug("ignored event", "target", t.name, "error", err.Error())
+		return
+	}
+	if to == from {
+		t.mu.Unlock()
+		return
+	}
+	if e == EventConnected || to == StateConnecting {
+		t.known = false // re-learn the position; do not time beats across the gap
+	}
+	t.state, t.since, t.reason = to, now, reason
+	t.transitions++
+	t.mu.Unlock()
+	ev := TransitionEvent{Target: t.name, Kind: t.kind, From: from, To: to, Event: e, Reason: reason, At: now}
+	level := slog.LevelInfo
+	if to == StateDown || to == StateStalled || to == StatePromoted {
+		level = slog.LevelWarn
+	}
+	t.p.logger.Log(context.Background(), level, "target state", "target", t.name, "kind", string(t.kind), "from", string(from), "to", string(to), "reason", reason)
+	t.p.each(func(o Observer) { o.Transition(ev) })
+}
+
+// TargetSnapshot is one target in /v1/state.
+type TargetSnapshot struct {
+	Name        string    `json:"name"`
+	Kind        Kind      `json:"kind"`
+	State       State     `json:"state"`
+	StateSince  time.Time `json:"state_since"`
+	StateReason string    `json:"state_reason,omitempty"`
+	// Lag is the current lag; null until the target has been polled.
+	Lag *Seconds `json:"lag_seconds"`
+	// Delay and ErrorBound are the last timed beat's visibility delay.
+	Delay      *Seconds `json:"delay_seconds"`
+	ErrorBound *Seconds `json:"error_bound_seconds"`
+	LastSeq    *int64   `json:"last_seen_seq"`
+	BeatsTimed int64    `json:"beats_timed"`
+	LastError  string   `json:"last_error,omitempty"`
+	Classic    *Classic `json:"classic"`
+}
+
+func (t *Target) snapshot(now time.Time) TargetSnapshot {
+	t.mu.Lock()
+	s := TargetSnapshot{
+		Name: t.name, Kind: t.kind, State: t.state, StateSince: t.since, StateReason: t.reason,
+		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic,
+	}
+	known, seen := t.known, t.lastSeen
+	if t.lastVis != nil {
+		s.Delay = secs(t.lastVis.Delay)
+		s.ErrorBound = secs(t.lastVis.ErrorBound)
+	}
+	t.mu.Unlock()
+	if known {
+		s.Lag = secs(t.p.lagAfter(seen, now))
+		s.LastSeq = &seen
+	} else if t.state == StateDown {
+		// Down: nothing shown since the last known position; keep the lag
+		// growing from the probe's own record.
+		s.Lag = nil
+	}
+	return s
+}
