@@ -51,6 +51,7 @@ type ClassicPrimary struct {
 	// when the role cannot see them (no pg_monitor, as on managed services).
 	Replication []ReplicationRow `json:"replication"`
 	Hidden      string           `json:"hidden,omitempty"`
+	Slots       []SlotRow        `json:"slots"`
 }
 
 // ReplicationRow is one pg_stat_replication row.

@@ -195,6 +195,13 @@ func (p *Probe) WriterConn(err error) {
 	}
 }
 
+// beatSignal returns a channel closed at the next beat.
+func (p *Probe) beatSignal() <-chan struct{} {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.beatCh
+}
+
 // WaitBeat blocks until a beat with Seq > after has been acked, and returns
 // the newest beat. It returns ctx.Err() when ctx ends first.
 func (p *Probe) WaitBeat(ctx context.Context, after int64) (heartbeat.Beat, error) {
@@ -266,6 +273,9 @@ type Snapshot struct {
 	LastBeat    *BeatJSON        `json:"last_beat,omitempty"`
 	Primary     PrimaryJSON      `json:"primary"`
 	Targets     []TargetSnapshot `json:"targets"`
+	// LSNLags are time lags derived from the LSNs the primary reports for
+	// consumers the probe does not read from (marked derived_from: lsn).
+	LSNLags []LSNLag `json:"lsn_lags"`
 }
 
 // PrimaryJSON describes the writer's side.
@@ -309,6 +319,7 @@ func (p *Probe) Snapshot() Snapshot {
 	for _, t := range ts {
 		s.Targets = append(s.Targets, t.snapshot(now))
 	}
+	s.LSNLags = p.LSNLags(now)
 	return s
 }
 

@@ -82,8 +82,9 @@ func (t *Target) InRecovery() {
 // replay and logical apply keep commit order, so showing seq means showing
 // every beat before it.
 //
-// Pass lower = upper for an exact observation (the logical stream).
-func (t *Target) Seen(seq int64, lower, upper time.Time) {
+// Pass lower = upper for an exact observation (the logical stream). It
+// returns the newest beat's visibility when any beat was newly timed.
+func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 	var vis []Visibility
 	t.mu.Lock()
 	if !t.known {
@@ -92,11 +93,11 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) {
 		t.known, t.lastSeen, t.lastSeenAt = true, seq, upper
 		t.mu.Unlock()
 		t.evaluate()
-		return
+		return Visibility{}, false
 	}
 	if seq <= t.lastSeen {
 		t.mu.Unlock()
-		return
+		return Visibility{}, false
 	}
 	t.p.ring.Between(t.lastSeen, seq, func(b heartbeat.Beat) {
 		lo := lower
@@ -122,6 +123,10 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) {
 		t.p.each(func(o Observer) { o.Visible(v) })
 	}
 	t.evaluate()
+	if len(vis) == 0 {
+		return Visibility{}, false
+	}
+	return vis[len(vis)-1], true
 }
 
 // Stages reports the logical stream's split of one beat's trip.
