@@ -88,6 +88,7 @@ type TransitionEvent struct {
 // ServerSent are the primary's clock; Received is the probe's.
 type StreamStages struct {
 	Target     string
+	Seq        int64 // the beat's seq; Target.Stages fills Beat from it
 	Beat       heartbeat.Beat
 	Commit     time.Time // commit timestamp (pgoutput Begin)
 	ServerSent time.Time // XLogData server time

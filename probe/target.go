@@ -132,6 +132,9 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 // Stages reports the logical stream's split of one beat's trip.
 func (t *Target) Stages(s StreamStages) {
 	s.Target = t.name
+	if s.Beat.Seq == 0 && s.Seq != 0 {
+		t.p.ring.Between(s.Seq-1, s.Seq, func(b heartbeat.Beat) { s.Beat = b })
+	}
 	t.p.each(func(o Observer) { o.Stages(s) })
 }
 

@@ -1,0 +1,99 @@
+// Package api serves walprobe's HTTP surface: /metrics (Prometheus text),
+// /v1/state (JSON), /healthz. Extra routes (history, status page,
+// readiness per target) are added with Handle.
+//
+// Nothing it serves carries a DSN or a password: targets are named by
+// their configured names and the state is built from probe snapshots.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/walprobe/walprobe/probe"
+)
+
+// Server is the HTTP server.
+type Server struct {
+	addr   string
+	mux    *http.ServeMux
+	logger *slog.Logger
+	ln     net.Listener
+}
+
+// New returns a server for addr that serves p's state and the given
+// /metrics handler.
+func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger) *Server {
+	s := &Server{addr: addr, mux: http.NewServeMux(), logger: logger.With("component", "http")}
+	s.mux.Handle("GET /metrics", metrics)
+	s.mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
+		WriteJSON(w, http.StatusOK, p.Snapshot())
+	})
+	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	return s
+}
+
+// Handle adds a route (a net/http ServeMux pattern).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Listen binds the address, so a bad --listen is reported before anything
+// else starts. Run calls it when it was not called.
+func (s *Server) Listen() error {
+	if s.ln != nil {
+		return nil
+	}
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address (after Listen).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return s.addr
+	}
+	return s.ln.Addr().String()
+}
+
+// Run serves until ctx is done, then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	if err := s.Listen(); err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(s.ln) }()
+	s.logger.Info("serving", "addr", s.Addr())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = srv.Shutdown(sctx)
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// WriteJSON writes v as indented JSON.
+func WriteJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
