@@ -249,8 +249,14 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn) error {
 				continue
 			}
 			bc, ok := st.dec.handle(m)
-			if !st.dec.inTxn {
-				st.advance(xld.WALStart + pglogrepl.LSN(len(xld.WALData)))
+			// Confirm exactly what was received: a Commit carries the end
+			// of its transaction; any other message outside a transaction
+			// starts at WALStart. WALStart+len(WALData), the usual
+			// shortcut, overshoots the server's own insert position.
+			if c, isCommit := m.(*pglogrepl.CommitMessage); isCommit {
+				st.advance(c.TransactionEndLSN)
+			} else if !st.dec.inTxn {
+				st.advance(xld.WALStart)
 			}
 			if ok {
 				s.beat(ctx, &st, bc, xld.ServerTime, received)
