@@ -326,7 +326,8 @@ type TB interface {
 
 // StartT starts a cluster for a test: it fails the test if Start fails, logs
 // progress with t.Logf unless o.Logf is set, and registers Close with
-// t.Cleanup, printing the tail of every log first if the test failed.
+// t.Cleanup, printing the tail of every log first if the test failed. Until
+// then, SIGINT or SIGTERM closes the cluster before the process dies.
 func StartT(t TB, o Options) *Cluster {
 	t.Helper()
 	if o.Logf == nil {
@@ -338,7 +339,9 @@ func StartT(t TB, o Options) *Cluster {
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
+	unwatch := watchInterrupt(c)
 	t.Cleanup(func() {
+		defer unwatch()
 		if t.Failed() {
 			t.Logf("cluster logs:\n%s", c.LogTails(40))
 		}

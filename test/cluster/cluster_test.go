@@ -1,9 +1,13 @@
 package cluster
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -170,6 +174,30 @@ func TestCluster(t *testing.T) {
 				t.Errorf("through pgbouncer: in recovery %v, seq %d; want the standby with seq >= 1", inRecovery, seq)
 			}
 		}
+		// Transaction pooling: a second client shares the first one's
+		// server connection between transactions, and gets another one
+		// while the first holds a transaction open.
+		conn2, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			t.Fatalf("connect through pgbouncer: %v", err)
+		}
+		defer conn2.Close(ctx)
+		pid1, pid2 := backendPID(ctx, t, conn), backendPID(ctx, t, conn2)
+		if pid1 != pid2 {
+			t.Errorf("idle clients on backends %d and %d, want one shared backend", pid1, pid2)
+		}
+		tx, err := conn.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pid1, pid2 = backendPID(ctx, t, tx), backendPID(ctx, t, conn2)
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if pid1 == pid2 {
+			t.Errorf("client 2 on backend %d while client 1 holds it in a transaction", pid2)
+		}
+
 		admin, err := pgx.Connect(ctx, strings.Replace(c.PgBouncer.DSN("postgres"), "dbname=postgres", "dbname=pgbouncer", 1))
 		if err != nil {
 			t.Fatalf("connect to pgbouncer console: %v", err)
@@ -352,6 +380,17 @@ func TestCluster(t *testing.T) {
 	})
 }
 
+func backendPID(ctx context.Context, t *testing.T, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}) int {
+	t.Helper()
+	var pid int
+	if err := q.QueryRow(ctx, "SELECT pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	return pid
+}
+
 // processAlive reports whether pid (or, negative, a process group) exists.
 func processAlive(pid int) bool {
 	return syscall.Kill(pid, 0) == nil
@@ -454,5 +493,82 @@ func TestTail(t *testing.T) {
 		if got := tail(tt.give, tt.n); got != tt.want {
 			t.Errorf("tail(%q, %d) = %q, want %q", tt.give, tt.n, got, tt.want)
 		}
+	}
+}
+
+// helperEnv makes the test binary a child that starts a cluster, prints
+// "ready <dir> <postmaster pid>" and waits to be signalled.
+const helperEnv = "WALPROBE_CLUSTER_HELPER"
+
+func TestHelperProcess(t *testing.T) {
+	if os.Getenv(helperEnv) == "" {
+		return // only runs as the child of TestSignalCleansUp
+	}
+	c := StartT(t, Options{})
+	fmt.Printf("ready %s %d\n", c.Dir, c.Primary.PID())
+	time.Sleep(time.Minute)
+}
+
+// TestSignalCleansUp kills a test process that holds a cluster: SIGINT
+// must close it (no process, no directory); SIGKILL, which nothing can
+// catch, must still take the servers down through their parent-death
+// signal.
+func TestSignalCleansUp(t *testing.T) {
+	tests := []struct {
+		give    syscall.Signal
+		wantDir bool // SIGKILL leaves the directory; the test removes it
+	}{
+		{give: syscall.SIGINT, wantDir: false},
+		{give: syscall.SIGKILL, wantDir: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give.String(), func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestHelperProcess$")
+			cmd.Env = append(os.Environ(), helperEnv+"=1")
+			cmd.Stderr = os.Stderr
+			out, err := cmd.StdoutPipe()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			var dir string
+			var pid int
+			sc := bufio.NewScanner(out)
+			for sc.Scan() {
+				if _, err := fmt.Sscanf(sc.Text(), "ready %s %d", &dir, &pid); err == nil {
+					break
+				}
+			}
+			if pid == 0 {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("helper never reported a cluster: %v", sc.Err())
+			}
+			if err := cmd.Process.Signal(tt.give); err != nil {
+				t.Fatal(err)
+			}
+			// Read to EOF before Wait, as StdoutPipe requires.
+			if _, err := io.Copy(io.Discard, out); err != nil {
+				t.Fatal(err)
+			}
+			err = cmd.Wait()
+			t.Logf("helper exited: %v", err)
+			defer os.RemoveAll(dir)
+			deadline := time.Now().Add(10 * time.Second)
+			for processAlive(-pid) && time.Now().Before(deadline) {
+				time.Sleep(20 * time.Millisecond)
+			}
+			if processAlive(-pid) {
+				t.Errorf("postmaster group %d alive after the helper got %v", pid, tt.give)
+			}
+			_, err = os.Stat(dir)
+			if gotDir := err == nil; gotDir != tt.wantDir {
+				t.Errorf("after %v, %s exists %v, want %v", tt.give, dir, gotDir, tt.wantDir)
+			}
+		})
 	}
 }

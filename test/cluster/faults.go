@@ -79,9 +79,12 @@ func (c *Cluster) PauseReplay(ctx context.Context, s *Server) error {
 	if err := s.Exec(ctx, "SELECT pg_wal_replay_pause()"); err != nil {
 		return fmt.Errorf("pause replay: %w", err)
 	}
-	// The startup process confirms a pause request only at its next WAL
-	// record; on an idle primary it would stay "pause requested". Write
-	// a little WAL on the primary until the standby reaches it.
+	// PostgreSQL 15 confirms a pause while waiting for WAL too (seen
+	// within a poll here), but the startup process only looks at the
+	// request between records or wakeups. If it still says "pause
+	// requested" after a second, write a little WAL on the primary to
+	// wake it; waiting would never end on an idle primary otherwise.
+	begin := time.Now()
 	err := poll(ctx, "replay paused on "+s.Name, func() (bool, string, error) {
 		got, err := s.Scalar(ctx, "SELECT pg_get_wal_replay_pause_state()")
 		if err != nil {
@@ -89,6 +92,9 @@ func (c *Cluster) PauseReplay(ctx context.Context, s *Server) error {
 		}
 		if got == "paused" {
 			return true, got, nil
+		}
+		if time.Since(begin) < time.Second {
+			return false, got, nil
 		}
 		if err := c.nudge(ctx); err != nil {
 			return false, err.Error(), nil

@@ -44,8 +44,10 @@ func newPgBouncer(e *env, port int, backend *Server) *PgBouncer {
 // pgbouncer. It holds the canary password: do not log it.
 //
 // pgbouncer 1.18 does not track protocol-level prepared statements in
-// transaction mode: with pgx use QueryExecModeExec or SimpleProtocol
-// (or default_query_exec_mode=exec), not the default statement cache.
+// transaction mode, so pgx's default QueryExecModeCacheStatement fails
+// with SQLSTATE 26000 once a client lands on another server connection
+// than the one it prepared on. Use QueryExecModeExec, CacheDescribe or
+// SimpleProtocol (in a DSN: default_query_exec_mode=exec).
 func (p *PgBouncer) DSN(user string) string {
 	return dsn(p.Port, user, p.env.password)
 }
