@@ -3,6 +3,7 @@ package walstream
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -60,6 +61,11 @@ func explain(name string, cfg *pgx.ConnConfig, err error) error {
 	if !errors.As(err, &pe) {
 		if strings.Contains(err.Error(), "all replication slots are in use") {
 			return slotsExhausted(where, err)
+		}
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			// What a restart, crash or failover of the primary looks like
+			// from the stream.
+			return &pgconf.Error{Target: name, Msg: fmt.Sprintf("%s: the primary closed the replication connection (restart, crash or terminated walsender); reconnecting", where), Err: err}
 		}
 		return pgconf.Explain(name, cfg, err)
 	}

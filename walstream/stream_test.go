@@ -324,6 +324,22 @@ ON CONFLICT (id) DO UPDATE SET pad = EXCLUDED.pad`); err != nil {
 		}
 	})
 
+	t.Run("seq gap counts as missed", func(t *testing.T) {
+		r := startRig(ctx, t, c, "gappy", "walprobe", nil)
+		waitFor(ctx, t, 10*time.Second, "beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 2 })
+		// Skip five seqs behind the writer's back: the stream sees seq
+		// jump by 5 within one connection.
+		if err := c.Primary.Exec(ctx, "UPDATE walprobe.heartbeat SET seq = seq + 5 WHERE probe_id = 'gappy'"); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(ctx, t, 5*time.Second, "Missed() = 4", func() bool { return r.stream.Missed() == 4 })
+		n := len(func() []probe.Visibility { v, _, _ := r.rec.snapshot(); return v }())
+		waitFor(ctx, t, 5*time.Second, "beats timed after the gap", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n+2 })
+		if got := r.stream.Missed(); got != 4 {
+			t.Errorf("Missed() = %d, want 4", got)
+		}
+	})
+
 	t.Run("actionable errors", func(t *testing.T) {
 		tests := []struct {
 			name  string
@@ -460,6 +476,12 @@ func TestStreamReconnects(t *testing.T) {
 		return false
 	})
 	t.Logf("reconnected %s after the restart began", time.Since(restarted).Round(time.Millisecond))
+	_, _, trans := r.rec.snapshot()
+	for _, e := range trans {
+		if e.To == probe.StateDown {
+			t.Logf("down: %s", e.Reason)
+		}
+	}
 	waitFor(ctx, t, 10*time.Second, "LastSeen to advance past the restart", func() bool { return lastSeen(r.target) > before+2 })
 	n := len(func() []probe.Visibility { v, _, _ := r.rec.snapshot(); return v }())
 	waitFor(ctx, t, 10*time.Second, "beats timed after the restart", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n })
@@ -474,4 +496,26 @@ func TestStreamReconnects(t *testing.T) {
 	if strings.Contains(r.logs.String(), c.Password) {
 		t.Errorf("the password leaked into logs")
 	}
+}
+
+// TestStreamWalLevel runs against a primary with wal_level = replica.
+func TestStreamWalLevel(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.StartT(t, cluster.Options{ExtraConf: []string{"wal_level = replica"}})
+	r := startRig(ctx, t, c, "wal_level", "walprobe", nil)
+	var reason string
+	waitFor(ctx, t, 10*time.Second, "the target to go down", func() bool {
+		_, _, trans := r.rec.snapshot()
+		for _, e := range trans {
+			if e.To == probe.StateDown {
+				reason = e.Reason
+				return true
+			}
+		}
+		return false
+	})
+	if want := "set wal_level = logical in postgresql.conf and restart the primary"; !strings.Contains(reason, want) {
+		t.Errorf("down reason %q, want it to contain %q", reason, want)
+	}
+	t.Logf("down: %s", reason)
 }

@@ -3,6 +3,7 @@ package walstream
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -109,6 +110,7 @@ func TestExplain(t *testing.T) {
 		{"publication", &pgconn.PgError{Code: "42704", Message: `publication "walprobe_heartbeat" does not exist`},
 			ErrNoPublication, "CREATE PUBLICATION walprobe_heartbeat FOR TABLE walprobe.heartbeat"},
 		{"other permission", &pgconn.PgError{Code: "42501", Message: "permission denied for database app"}, nil, "permission denied"},
+		{"server went away", fmt.Errorf("receive: %w", io.ErrUnexpectedEOF), io.ErrUnexpectedEOF, "closed the replication connection"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -117,7 +119,7 @@ func TestExplain(t *testing.T) {
 				t.Errorf("errors.Is(%v, %v) = false", got, tt.wantKind)
 			}
 			var pe *pgconn.PgError
-			if !errors.As(got, &pe) {
+			if errors.As(tt.give, &pe) && !errors.As(got, &pe) {
 				t.Errorf("%v does not unwrap to the server's error", got)
 			}
 			if !strings.Contains(got.Error(), tt.wantText) {
