@@ -1,0 +1,141 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/alecthomas/kong"
+	"gopkg.in/yaml.v3"
+)
+
+// yamlConfig resolves flags from a YAML file whose keys are the flag names
+// (probe_id or probe-id). Flags given on the command line and WALPROBE_*
+// environment variables win over the file. Unknown keys are errors that
+// suggest the nearest known key: a misspelt key silently ignored is a
+// probe watching the wrong thing.
+type yamlConfig struct {
+	path   string
+	values map[string]any
+}
+
+func loadYAML(r io.Reader) (kong.Resolver, error) {
+	name := "config"
+	if f, ok := r.(*os.File); ok {
+		name = f.Name()
+	}
+	var raw map[string]any
+	dec := yaml.NewDecoder(r)
+	if err := dec.Decode(&raw); err != nil && err != io.EOF {
+		return nil, fmt.Errorf("%s: not valid YAML: %v", name, err)
+	}
+	c := &yamlConfig{path: name, values: map[string]any{}}
+	for k, v := range raw {
+		c.values[normKey(k)] = v
+	}
+	return c, nil
+}
+
+func normKey(k string) string { return strings.ReplaceAll(strings.ToLower(k), "_", "-") }
+
+// Validate rejects keys that are not flags of the application.
+func (c *yamlConfig) Validate(app *kong.Application) error {
+	known := map[string]bool{}
+	_ = kong.Visit(app, func(node kong.Visitable, next kong.Next) error {
+		if f, ok := node.(*kong.Flag); ok {
+			known[f.Name] = true
+		}
+		return next(nil)
+	})
+	var bad []string
+	for k := range c.values {
+		if !known[k] {
+			bad = append(bad, k)
+		}
+	}
+	sort.Strings(bad)
+	var msgs []string
+	for _, k := range bad {
+		msg := fmt.Sprintf("%s: unknown key %q", c.path, strings.ReplaceAll(k, "-", "_"))
+		if s := nearest(k, known); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", strings.ReplaceAll(s, "-", "_"))
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(msgs) > 0 {
+		return &configError{msg: strings.Join(msgs, "; ")}
+	}
+	return nil
+}
+
+// Resolve returns the file's value for flag unless the environment sets it.
+func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (any, error) {
+	for _, env := range flag.Envs {
+		if _, ok := os.LookupEnv(env); ok {
+			return nil, nil
+		}
+	}
+	v, ok := c.values[flag.Name]
+	if !ok {
+		return nil, nil
+	}
+	switch t := v.(type) {
+	case map[string]any:
+		// standby: {name: dsn} reads naturally in YAML.
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		out := make([]any, 0, len(keys))
+		for _, k := range keys {
+			out = append(out, fmt.Sprintf("%s=%v", k, t[k]))
+		}
+		return out, nil
+	case []any:
+		return t, nil
+	case nil:
+		return nil, nil
+	default:
+		return fmt.Sprint(t), nil
+	}
+}
+
+// nearest returns the known key closest to k, if it is close enough to be
+// a typo.
+func nearest(k string, known map[string]bool) string {
+	best, bestD := "", len(k)/2+2
+	for c := range known {
+		if d := levenshtein(k, c); d < bestD || (d == bestD && c < best) {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func levenshtein(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// configError is a bad flag, key or value: exit status 2.
+type configError struct{ msg string }
+
+func (e *configError) Error() string { return e.msg }

@@ -1,0 +1,81 @@
+// Command walprobe measures true end-to-end replication visibility delay
+// for PostgreSQL. Run `walprobe --help`.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/alecthomas/kong"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+type cli struct {
+	Config  kong.ConfigFlag `help:"YAML file with the same keys as the flags (flags and WALPROBE_* env win)." type:"existingfile" placeholder:"FILE"`
+	Run     runCmd          `cmd:"" help:"Watch a primary and its read targets; serve /metrics, /v1/state, /healthz."`
+	Setup   setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary."`
+	Demo    demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
+	Version versionCmd      `cmd:"" help:"Print the version."`
+}
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// run parses args and runs the chosen command. Exit status: 0 ok, 1 runtime
+// failure, 2 bad configuration.
+func run(args []string, stdout, stderr io.Writer) int {
+	var c cli
+	exited, exitCode := false, 0
+	parser, err := kong.New(&c,
+		kong.Name("walprobe"),
+		kong.Description("True replication lag for PostgreSQL: time every heartbeat from commit on the primary to visibility on each standby, subscriber and read endpoint."),
+		kong.Configuration(loadYAML),
+		kong.DefaultEnvars("WALPROBE"),
+		kong.Writers(stdout, stderr),
+		kong.UsageOnError(),
+		kong.Exit(func(code int) { exited, exitCode = true, code }),
+	)
+	if err != nil {
+		fmt.Fprintln(stderr, "walprobe:", err)
+		return 2
+	}
+	kctx, err := parser.Parse(args)
+	if exited { // --help, or kong's own usage error
+		return exitCode
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "walprobe:", err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	kctx.BindTo(ctx, (*context.Context)(nil))
+	err = kctx.Run(streams{stdout, stderr})
+	var cfgErr *configError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &cfgErr):
+		fmt.Fprintln(stderr, "walprobe:", err)
+		return 2
+	default:
+		fmt.Fprintln(stderr, "walprobe:", err)
+		return 1
+	}
+}
+
+// streams carries the command's output writers into Run methods.
+type streams struct{ out, err io.Writer }
+
+type versionCmd struct{}
+
+func (versionCmd) Run(s streams) error {
+	fmt.Fprintln(s.out, "walprobe", version)
+	return nil
+}

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/sink/api"
+	"github.com/walprobe/walprobe/sink/metrics"
+	"github.com/walprobe/walprobe/walstream"
+)
+
+type runCmd struct {
+	probeFlags
+	LogLevel  string `help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
+}
+
+// probeFlags are the flags that describe what to watch; demo fills them
+// itself.
+type probeFlags struct {
+	Primary      string        `help:"Primary DSN (libpq URI or key=value; PG* env and ~/.pgpass apply). List several hosts with target_session_attrs=read-write to follow a failover." placeholder:"DSN"`
+	Standby      []string      `help:"Physical standby to time beats on (repeatable)." placeholder:"NAME=DSN" sep:"none"`
+	Subscriber   []string      `help:"Logical subscriber that receives walprobe.heartbeat (repeatable)." placeholder:"NAME=DSN" sep:"none"`
+	Endpoint     []string      `help:"Read endpoint: pgbouncer, pgpool, a cloud reader endpoint (repeatable)." placeholder:"NAME=DSN" sep:"none"`
+	Interval     time.Duration `help:"Time between beats (>= 100ms)." default:"1s"`
+	ProbeID      string        `help:"Stable id of this probe: its row in walprobe.heartbeat (default: hostname)." name:"probe-id"`
+	Listen       string        `help:"HTTP address for /metrics, /v1/state, /healthz." default:"127.0.0.1:9187"`
+	Stream       bool          `help:"Time beats on the WAL stream with a temporary logical slot (role needs REPLICATION)." default:"true" negatable:""`
+	LagThreshold time.Duration `help:"Lag at which a target is lagging (default: max(1s, 2 intervals))." placeholder:"DURATION"`
+	StallAfter   time.Duration `help:"A target with beats outstanding that shows none for this long is stalled (default: max(10s, 5 intervals))." placeholder:"DURATION"`
+}
+
+// targetSpec is one parsed NAME=DSN.
+type targetSpec struct {
+	name string
+	kind probe.Kind
+	conn *pgx.ConnConfig
+}
+
+// config is the validated form of probeFlags.
+type config struct {
+	primary *pgx.ConnConfig
+	targets []targetSpec
+	probe   probe.Config
+	listen  string
+	stream  bool
+}
+
+// validate parses every DSN and checks every value, reporting all problems
+// at once. Errors never carry a password.
+func (f probeFlags) validate() (*config, error) {
+	var errs []error
+	c := &config{listen: f.Listen, stream: f.Stream}
+	if f.Primary == "" {
+		errs = append(errs, errors.New("--primary is required: the DSN of the read-write server (or set WALPROBE_PRIMARY)"))
+	} else if cfg, err := pgconf.Parse("--primary", f.Primary); err != nil {
+		errs = append(errs, err)
+	} else {
+		c.primary = cfg
+	}
+	if f.Interval < heartbeat.MinInterval {
+		errs = append(errs, fmt.Errorf("--interval %s: must be at least %s", f.Interval, heartbeat.MinInterval))
+	}
+	id := f.ProbeID
+	if id == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			h = "walprobe"
+		}
+		id = h
+	}
+	seen := map[string]bool{"stream": f.Stream}
+	for _, g := range []struct {
+		flag  string
+		kind  probe.Kind
+		specs []string
+	}{{"--standby", probe.KindStandby, f.Standby}, {"--subscriber", probe.KindSubscriber, f.Subscriber}, {"--endpoint", probe.KindEndpoint, f.Endpoint}} {
+		for _, s := range g.specs {
+			name, dsn, ok := strings.Cut(s, "=")
+			name = strings.TrimSpace(name)
+			if !ok || name == "" || strings.ContainsAny(name, " '\"/:@") {
+				errs = append(errs, fmt.Errorf("%s: want NAME=DSN, e.g. %s replica1=postgres://walprobe@10.0.0.2/app", g.flag, g.flag))
+				continue
+			}
+			if seen[name] {
+				errs = append(errs, fmt.Errorf("%s %s: duplicate target name %q: give every target its own name", g.flag, name, name))
+				continue
+			}
+			seen[name] = true
+			cfg, err := pgconf.Parse(g.flag+" "+name, dsn)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			c.targets = append(c.targets, targetSpec{name: name, kind: g.kind, conn: cfg})
+		}
+	}
+	c.probe = probe.Config{ProbeID: id, Interval: f.Interval, LagThreshold: f.LagThreshold, StallAfter: f.StallAfter}
+	if err := errors.Join(errs...); err != nil {
+		return nil, &configError{msg: err.Error()}
+	}
+	return c, nil
+}
+
+func (r *runCmd) Run(ctx context.Context, s streams) error {
+	logger := newLogger(s.err, r.LogLevel, r.LogFormat)
+	cfg, err := r.validate()
+	if err != nil {
+		return err
+	}
+	a, err := build(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	return a.run(ctx)
+}
+
+// app is a wired probe: every component, ready to run.
+type app struct {
+	probe  *probe.Probe
+	writer *heartbeat.Writer
+	http   *api.Server
+	mp     *sdkmetric.MeterProvider
+	runs   []func(context.Context) error
+}
+
+// build checks the primary once and wires every component. A primary that
+// is unreachable now is not an error (it is a state the probe reports);
+// a primary that is reachable but not set up, or in recovery, is.
+func build(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err := heartbeat.Check(cctx, cfg.primary)
+	cancel()
+	var pgErr *pgconf.Error
+	switch {
+	case err == nil:
+	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery):
+		return nil, &configError{msg: err.Error()}
+	case errors.As(err, &pgErr):
+		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
+	default:
+		return nil, err
+	}
+
+	p := probe.New(cfg.probe, logger)
+	a := &app{probe: p}
+	promReader, promHandler, err := metrics.Prometheus()
+	if err != nil {
+		return nil, err
+	}
+	a.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(promReader))
+	if _, err := metrics.New(p, a.mp); err != nil {
+		return nil, err
+	}
+	a.http = api.New(cfg.listen, p, promHandler, logger)
+	if err := a.http.Listen(); err != nil {
+		return nil, &configError{msg: fmt.Sprintf("--listen %s: %v", cfg.listen, err)}
+	}
+	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
+		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
+		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn,
+	}, logger)
+	if err != nil {
+		return nil, &configError{msg: err.Error()}
+	}
+	a.runs = append(a.runs, a.writer.Run, p.Run, a.http.Run, probe.NewPrimaryWatcher(cfg.primary, p, logger).Run)
+	for _, t := range cfg.targets {
+		rd, err := probe.NewReader(probe.ReaderConfig{Name: t.name, Kind: t.kind, Conn: t.conn, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval}, p, logger)
+		if err != nil {
+			return nil, &configError{msg: err.Error()}
+		}
+		a.runs = append(a.runs, rd.Run)
+	}
+	if cfg.stream {
+		t, err := p.Register("stream", probe.KindStream)
+		if err != nil {
+			return nil, &configError{msg: err.Error()}
+		}
+		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Hub: p}, t, logger)
+		if err != nil {
+			return nil, &configError{msg: err.Error()}
+		}
+		a.runs = append(a.runs, st.Run)
+	}
+	return a, nil
+}
+
+// run runs every component until ctx ends. Components return nil on
+// cancellation; the first error stops the rest.
+func (a *app) run(ctx context.Context) error {
+	g, ctx := errgroup.WithContext(ctx)
+	for _, r := range a.runs {
+		g.Go(func() error { return r(ctx) })
+	}
+	err := g.Wait()
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = a.mp.Shutdown(sctx)
+	return err
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(level))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
