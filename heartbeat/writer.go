@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
@@ -37,7 +38,16 @@ type Writer struct {
 	cfg    WriterConfig
 	logger *slog.Logger
 	now    func() time.Time
+	paused atomic.Bool
 }
+
+// SetPaused stops (true) or resumes (false) writing beats without counting
+// misses: the primary is idle as far as walprobe is concerned. The demo
+// and tests use it to show an idle primary.
+func (w *Writer) SetPaused(v bool) { w.paused.Store(v) }
+
+// Paused reports whether writing is paused.
+func (w *Writer) Paused() bool { return w.paused.Load() }
 
 // NewWriter validates cfg.
 func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
@@ -66,11 +76,11 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	return &Writer{cfg: cfg, logger: logger.With("component", "writer"), now: time.Now}, nil
 }
 
-// upsertSQL writes one beat. seq is assigned by the database so it stays
+// UpsertSQL writes one beat ($1 = probe_id). seq is assigned by the database so it stays
 // monotonic across restarts of the probe. RETURNING runs after the row
 // change is in WAL, so pg_current_wal_insert_lsn() is the position just
 // past it; the commit record follows immediately.
-const upsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
+const UpsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
 VALUES ($1, 1, clock_timestamp())
 ON CONFLICT (probe_id) DO UPDATE SET seq = h.seq + 1, written_at = EXCLUDED.written_at
 RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
@@ -91,6 +101,14 @@ func (w *Writer) Run(ctx context.Context) error {
 	var nextDial time.Time
 	for {
 		start := w.now()
+		if w.paused.Load() {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-ticker.C:
+				continue
+			}
+		}
 		if conn == nil && !start.Before(nextDial) {
 			c, err := w.connect(ctx)
 			if err != nil {
@@ -156,7 +174,7 @@ func (w *Writer) beat(ctx context.Context, conn *pgx.Conn) (Beat, error) {
 		lsn string
 	)
 	b.Sent = w.now()
-	err := conn.QueryRow(ctx, upsertSQL, w.cfg.ProbeID).Scan(&b.Seq, &b.PrimaryTime, &lsn)
+	err := conn.QueryRow(ctx, UpsertSQL, w.cfg.ProbeID).Scan(&b.Seq, &b.PrimaryTime, &lsn)
 	b.Acked = w.now()
 	if err != nil {
 		return Beat{}, fmt.Errorf("upsert beat: %w", err)

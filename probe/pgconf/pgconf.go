@@ -107,8 +107,22 @@ func Addr(cfg *pgx.ConnConfig) string {
 }
 
 // Connect opens one connection and turns failures into an actionable error.
+//
+// Poolers such as pgbouncer refuse startup parameters they do not know
+// (statement_timeout, lock_timeout, ...) and cannot keep session state
+// in transaction pooling. When the server refuses one, Connect retries
+// once without the session limits; queries still end at their context
+// deadline and every probe query is a single-statement implicit
+// transaction, so no lock or transaction outlives it.
 func Connect(ctx context.Context, name string, cfg *pgx.ConnConfig) (*pgx.Conn, error) {
 	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil && strings.Contains(err.Error(), "unsupported startup parameter") {
+		bare := cfg.Copy()
+		for _, k := range []string{"statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout"} {
+			delete(bare.RuntimeParams, k)
+		}
+		conn, err = pgx.ConnectConfig(ctx, bare)
+	}
 	if err != nil {
 		return nil, Explain(name, cfg, err)
 	}
