@@ -1,0 +1,144 @@
+package e2e
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/test/cluster"
+)
+
+// TestPrimarySide covers what walprobe does to the primary: the table
+// stays bounded, a role without rights gets the SQL to run, and the
+// binary leaves no replication slot behind even when killed.
+func TestPrimarySide(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.StartT(t, cluster.Options{})
+
+	t.Run("table_stays_bounded", func(t *testing.T) {
+		conn, err := c.Primary.Connect(ctx, "walprobe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close(ctx)
+		for i := range 10000 {
+			if _, err := conn.Exec(ctx, heartbeat.UpsertSQL, "bounded"); err != nil {
+				t.Fatalf("beat %d: %v", i, err)
+			}
+		}
+		var pages int64
+		var seq int64
+		if err := conn.QueryRow(ctx, "SELECT pg_relation_size('walprobe.heartbeat') / current_setting('block_size')::int").Scan(&pages); err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.QueryRow(ctx, "SELECT seq FROM walprobe.heartbeat WHERE probe_id = 'bounded'").Scan(&seq); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("after %d beats the heap is %d page(s)", seq, pages)
+		if seq != 10000 {
+			t.Errorf("seq = %d after 10000 upserts, want 10000", seq)
+		}
+		if pages > 2 {
+			t.Errorf("heap is %d pages after 10,000 beats, want <= 2", pages)
+		}
+	})
+
+	t.Run("not_set_up_prints_sql", func(t *testing.T) {
+		if err := c.Primary.Exec(ctx, "CREATE DATABASE empty"); err != nil {
+			t.Fatal(err)
+		}
+		dsn := strings.Replace(c.Primary.DSN("walprobe"), "dbname=postgres", "dbname=empty", 1)
+		cfg, err := pgconf.Parse("primary", dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = heartbeat.Check(ctx, cfg)
+		if !errors.Is(err, heartbeat.ErrNotSetUp) {
+			t.Fatalf("Check on a database without the table = %v, want ErrNotSetUp", err)
+		}
+		for _, want := range []string{"CREATE SCHEMA IF NOT EXISTS walprobe;", "CREATE TABLE IF NOT EXISTS walprobe.heartbeat", `GRANT SELECT, INSERT, UPDATE ON walprobe.heartbeat TO "walprobe";`} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error does not carry %q:\n%s", want, err)
+			}
+		}
+		if strings.Contains(err.Error(), c.Password) {
+			t.Errorf("error carries the password")
+		}
+		// The binary exits 2 with the same SQL.
+		out, code := runBinary(t, "run", "--primary", dsn, "--no-stream", "--listen", "127.0.0.1:0")
+		if code != 2 || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS walprobe.heartbeat") {
+			t.Errorf("walprobe run exit %d, output:\n%s", code, out)
+		}
+		if strings.Contains(out, c.Password) {
+			t.Errorf("output carries the password")
+		}
+	})
+
+	t.Run("no_slot_left_after_sigkill", func(t *testing.T) {
+		bin := buildBinary(t)
+		cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"), "--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "killme")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slots := func() string {
+			v, err := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'walprobe%'")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		waitFor(t, 15*time.Second, "the stream's slot", func() bool { return slots() == "1" })
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatal(err)
+		}
+		_ = cmd.Wait()
+		killed := time.Now()
+		waitFor(t, 5*time.Second, "no walprobe slot after SIGKILL", func() bool { return slots() == "0" })
+		t.Logf("slot gone %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
+	})
+}
+
+var binPath string
+
+// buildBinary builds cmd/walprobe once per test binary.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	if binPath != "" {
+		return binPath
+	}
+	dir, err := os.MkdirTemp("", "walprobe-bin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	binPath = filepath.Join(dir, "walprobe")
+	out, err := exec.Command("go", "build", "-o", binPath, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build walprobe: %v\n%s", err, out)
+	}
+	return binPath
+}
+
+// runBinary runs walprobe with a deadline and returns its combined output
+// and exit code.
+func runBinary(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, buildBinary(t), args...).CombinedOutput()
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return string(out), ee.ExitCode()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out), 0
+}
