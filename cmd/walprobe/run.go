@@ -130,6 +130,7 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 
 // app is a wired probe: every component, ready to run.
 type app struct {
+	cfg    *config
 	probe  *probe.Probe
 	writer *heartbeat.Writer
 	http   *api.Server
@@ -156,7 +157,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) 
 	}
 
 	p := probe.New(cfg.probe, logger)
-	a := &app{probe: p}
+	a := &app{cfg: cfg, probe: p}
 	promReader, promHandler, err := metrics.Prometheus()
 	if err != nil {
 		return nil, err
@@ -197,6 +198,8 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) 
 	}
 	return a, nil
 }
+
+func (a *app) writerConn() *pgx.ConnConfig { return a.cfg.primary }
 
 // run runs every component until ctx ends. Components return nil on
 // cancellation; the first error stops the rest.
