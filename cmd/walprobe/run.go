@@ -24,6 +24,7 @@ import (
 
 type runCmd struct {
 	probeFlags
+	exportFlags
 	LogLevel  string `help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
 }
@@ -121,7 +122,7 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return err
 	}
-	a, err := build(ctx, cfg, logger)
+	a, err := build(ctx, cfg, logger, r.exports(s))
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ type app struct {
 // build checks the primary once and wires every component. A primary that
 // is unreachable now is not an error (it is a state the probe reports);
 // a primary that is reachable but not set up, or in recovery, is.
-func build(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) {
+func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOptions) (*app, error) {
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	err := heartbeat.Check(cctx, cfg.primary)
 	cancel()
@@ -162,11 +163,13 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger) (*app, error) 
 	if err != nil {
 		return nil, err
 	}
-	a.mp = sdkmetric.NewMeterProvider(sdkmetric.WithReader(promReader))
+	a.http = api.New(cfg.listen, p, promHandler, logger)
+	if a.mp, err = addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
+		return nil, err
+	}
 	if _, err := metrics.New(p, a.mp); err != nil {
 		return nil, err
 	}
-	a.http = api.New(cfg.listen, p, promHandler, logger)
 	if err := a.http.Listen(); err != nil {
 		return nil, &configError{msg: fmt.Sprintf("--listen %s: %v", cfg.listen, err)}
 	}

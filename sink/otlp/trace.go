@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
@@ -49,7 +50,7 @@ type Tracer struct {
 	state  func(target string) (probe.State, bool)
 	now    func() time.Time
 
-	mu   sync.Mutex // guards open and the beats in it
+	mu   sync.Mutex  // guards open and the beats in it
 	open []*openBeat // by seq, oldest first
 }
 
@@ -298,4 +299,20 @@ func (t *Tracer) spans(f finished) {
 		root.SetStatus(codes.Error, fmt.Sprintf("%d of %d targets: %s", missing, len(t.cfg.Targets), f.reason))
 	}
 	root.End(trace.WithTimestamp(f.end))
+}
+
+// ConnTarget describes a target for spans by where it connects: host (or
+// socket directory) and port, never user, database, password or DSN.
+func ConnTarget(name string, kind probe.Kind, c *pgconn.Config) Target {
+	t := Target{Name: name, Kind: kind}
+	if c == nil {
+		return t
+	}
+	if c.Host != "" {
+		t.Attrs = append(t.Attrs, attribute.String("server.address", c.Host))
+	}
+	if c.Port != 0 {
+		t.Attrs = append(t.Attrs, attribute.Int("server.port", int(c.Port)))
+	}
+	return t
 }

@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/otlp"
+)
+
+// exportFlags choose where walprobe sends what it measures besides
+// /metrics and /v1/state. The OTEL_EXPORTER_OTLP_* environment applies too;
+// flags win.
+type exportFlags struct {
+	OTLPEndpoint     string        `name:"otlp-endpoint" help:"OTLP collector: http(s)://host:port[/path] or host:port (default: OTEL_EXPORTER_OTLP_ENDPOINT; OTLP is off when neither is set)." placeholder:"URL"`
+	OTLPProtocol     string        `name:"otlp-protocol" help:"grpc or http (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http)." placeholder:"PROTOCOL"`
+	OTLPInsecure     bool          `name:"otlp-insecure" help:"Plain-text connection to a host:port --otlp-endpoint."`
+	TraceSampleRatio float64       `name:"trace-sample-ratio" help:"Share of beats traced (parent-based ratio sampler)." default:"1.0"`
+	TraceTimeout     time.Duration `name:"trace-timeout" help:"A beat's trace ends as an error for targets that have not shown it this long after it was sent (default: 10 intervals)." placeholder:"DURATION"`
+}
+
+// exportOptions is exportFlags plus what the command hands down.
+type exportOptions struct {
+	exportFlags
+	out io.Writer // stdout
+}
+
+func (r *runCmd) exports(s streams) exportOptions {
+	return exportOptions{exportFlags: r.exportFlags, out: s.out}
+}
+
+// addExporters builds the MeterProvider (Prometheus plus OTLP when
+// configured) and attaches the optional sinks to a's probe. With no
+// options (demo) only the OTEL_* environment applies.
+func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions, prom sdkmetric.Reader, logger *slog.Logger) (*sdkmetric.MeterProvider, error) {
+	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1}}
+	if len(opts) > 0 {
+		ex = opts[0]
+	}
+	oc := otlp.Config{
+		Endpoint: ex.OTLPEndpoint, Protocol: ex.OTLPProtocol, Insecure: ex.OTLPInsecure,
+		SampleRatio: ex.TraceSampleRatio, ProbeID: cfg.probe.ProbeID, Version: version,
+	}
+	if err := oc.Validate(); err != nil {
+		return nil, &configError{msg: err.Error()}
+	}
+	res, err := otlp.Resource(ctx, oc)
+	if err != nil {
+		return nil, err
+	}
+	readers := []sdkmetric.Option{sdkmetric.WithReader(prom), sdkmetric.WithResource(res)}
+	rd, ok, err := otlp.MetricReader(ctx, oc)
+	if err != nil {
+		return nil, &configError{msg: err.Error()}
+	}
+	if ok {
+		readers = append(readers, sdkmetric.WithReader(rd))
+		logger.Info("exporting metrics over otlp")
+	}
+	mp := sdkmetric.NewMeterProvider(readers...)
+
+	tp, ok, err := otlp.TracerProvider(ctx, oc, res)
+	if err != nil {
+		_ = mp.Shutdown(ctx)
+		return nil, &configError{msg: err.Error()}
+	}
+	if ok {
+		targets := make([]otlp.Target, 0, len(cfg.targets)+1)
+		for _, t := range cfg.targets {
+			targets = append(targets, otlp.ConnTarget(t.name, t.kind, &t.conn.Config))
+		}
+		if cfg.stream {
+			targets = append(targets, otlp.ConnTarget("stream", probe.KindStream, &cfg.primary.Config))
+		}
+		tr, err := otlp.NewTracer(otlp.TracerConfig{Targets: targets, Interval: cfg.probe.Interval, Timeout: ex.TraceTimeout}, tp, a.probe)
+		if err != nil {
+			_ = mp.Shutdown(ctx)
+			return nil, fmt.Errorf("beat traces: %w", err)
+		}
+		a.probe.Observe(tr)
+		logger.Info("exporting beat traces over otlp", "sample_ratio", ex.TraceSampleRatio)
+		a.runs = append(a.runs, func(ctx context.Context) error {
+			err := tr.Run(ctx) // ends the open beats as ctx ends
+			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			if serr := tp.Shutdown(sctx); serr != nil {
+				logger.Warn("otlp trace flush", "error", serr.Error())
+			}
+			return err
+		})
+	}
+	return mp, nil
+}
