@@ -1,0 +1,164 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/walprobe/walprobe/test/cluster"
+)
+
+// TestRunServesStateAndMetrics runs the built binary on a real cluster and
+// checks its HTTP surface: the documented JSON fields and metric names,
+// and that the canary password appears nowhere.
+func TestRunServesStateAndMetrics(t *testing.T) {
+	c := cluster.StartT(t, cluster.Options{Standbys: 1, Subscriber: true, PgBouncer: true})
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"),
+		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
+		"--subscriber", "sub="+c.Subscriber.DSN("walprobe"),
+		"--endpoint", "bouncer="+c.PgBouncer.DSN("walprobe"),
+		"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "runtest")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 1)
+	addrc := make(chan string, 1)
+	go func() {
+		var all strings.Builder
+		sc := bufio.NewScanner(stderr)
+		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
+		for sc.Scan() {
+			all.WriteString(sc.Text() + "\n")
+			if m := re.FindStringSubmatch(sc.Text()); m != nil {
+				addrc <- m[1]
+			}
+		}
+		logs <- all.String()
+	}()
+	var addr string
+	select {
+	case addr = <-addrc:
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("walprobe did not start serving:\n%s", <-logs)
+	}
+	get := func(path string) string {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+		}
+		return string(b)
+	}
+	type target struct {
+		Name       string          `json:"name"`
+		Kind       string          `json:"kind"`
+		State      string          `json:"state"`
+		Lag        *float64        `json:"lag_seconds"`
+		Delay      *float64        `json:"delay_seconds"`
+		ErrorBound *float64        `json:"error_bound_seconds"`
+		Classic    json.RawMessage `json:"classic"`
+	}
+	var state struct {
+		Targets []target `json:"targets"`
+	}
+	var body string
+	waitFor(t, 20*time.Second, "every target healthy with a timed beat", func() bool {
+		body = get("/v1/state")
+		if err := json.Unmarshal([]byte(body), &state); err != nil {
+			t.Fatal(err)
+		}
+		ok := len(state.Targets) == 4
+		for _, tg := range state.Targets {
+			ok = ok && tg.State == "healthy" && tg.Lag != nil && tg.Delay != nil && tg.ErrorBound != nil
+		}
+		return ok
+	})
+	kinds := map[string]string{}
+	for _, tg := range state.Targets {
+		kinds[tg.Name] = tg.Kind
+	}
+	want := map[string]string{"standby1": "standby", "sub": "subscriber", "bouncer": "endpoint", "stream": "stream"}
+	for n, k := range want {
+		if kinds[n] != k {
+			t.Errorf("target %s kind %q, want %q", n, kinds[n], k)
+		}
+	}
+	if !strings.Contains(body, `"replay_timestamp_age_seconds"`) || !strings.Contains(body, `"exporter_lag_seconds"`) {
+		t.Errorf("/v1/state lacks classic numbers:\n%s", body)
+	}
+	names := []string{
+		`walprobe_lag_seconds{kind="standby",target="standby1"}`,
+		`walprobe_visibility_delay_seconds_bucket{kind="endpoint",target="bouncer"`,
+		`walprobe_visibility_error_bound_seconds{kind="subscriber",target="sub"}`,
+		`walprobe_target_state{kind="standby",state="healthy",target="standby1"} 1`,
+		`walprobe_classic_replay_timestamp_age_seconds{`,
+		`walprobe_classic_exporter_lag_seconds{`,
+		`walprobe_classic_receive_replay_gap_bytes{`,
+		`walprobe_classic_subscription_age_seconds{`,
+		`walprobe_stream_delay_seconds_bucket{`,
+		`walprobe_lsn_lag_seconds{`,
+		`walprobe_beats_total`,
+	}
+	var metrics string
+	missing := func() []string {
+		var out []string
+		for _, name := range names {
+			if !strings.Contains(metrics, name) {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for metrics = get("/metrics"); len(missing()) > 0 && time.Now().Before(deadline); metrics = get("/metrics") {
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, name := range missing() {
+		t.Errorf("/metrics lacks %s", name)
+	}
+	if got := get("/healthz"); strings.TrimSpace(got) != "ok" {
+		t.Errorf("/healthz = %q", got)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("walprobe exited with %v after SIGTERM, want 0", err)
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("walprobe did not exit within 10 s of SIGTERM")
+	}
+	all := <-logs
+	for what, text := range map[string]string{"logs": all, "/v1/state": body, "/metrics": metrics} {
+		if strings.Contains(text, c.Password) {
+			t.Errorf("%s carry the canary password", what)
+		}
+	}
+	ctx := context.Background()
+	waitFor(t, 5*time.Second, "no walprobe slot after a clean shutdown", func() bool {
+		n, _ := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE temporary AND slot_name LIKE 'walprobe%'")
+		return n == "0"
+	})
+}
