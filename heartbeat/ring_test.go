@@ -1,0 +1,93 @@
+package heartbeat
+
+import (
+	"testing"
+	"time"
+)
+
+func beats(n int, start time.Time) []Beat {
+	out := make([]Beat, n)
+	for i := range out {
+		out[i] = Beat{Seq: int64(i + 1), Acked: start.Add(time.Duration(i) * time.Second), LSN: LSN(1000 * (i + 1))}
+	}
+	return out
+}
+
+func TestRingLSNTime(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := NewRing(8)
+	for _, b := range beats(5, t0) { // LSNs 1000..5000, acked t0..t0+4s
+		r.Push(b)
+	}
+	tests := []struct {
+		give     LSN
+		wantAt   time.Time
+		caughtUp bool
+	}{
+		{5000, t0.Add(4 * time.Second), true},
+		{9999, t0.Add(4 * time.Second), true},
+		{2500, t0.Add(1500 * time.Millisecond), false},
+		{1000, t0, false},
+		{10, t0, false}, // below the oldest held beat: its time, a lower bound
+	}
+	for _, tt := range tests {
+		at, caughtUp, ok := r.LSNTime(tt.give)
+		if !ok || !at.Equal(tt.wantAt) || caughtUp != tt.caughtUp {
+			t.Errorf("LSNTime(%d) = %v, %v, %v; want %v, %v", tt.give, at, caughtUp, ok, tt.wantAt, tt.caughtUp)
+		}
+	}
+	now := t0.Add(10 * time.Second)
+	lagTests := []struct {
+		give LSN
+		want time.Duration
+	}{
+		{5000, 0},               // past the newest beat: caught up, idle or not
+		{4999, 6 * time.Second}, // has not passed beat 5 (acked at t0+4s)
+		{1500, 9 * time.Second}, // has not passed beat 2 (acked at t0+1s)
+	}
+	for _, tt := range lagTests {
+		if got, ok := r.LSNLag(tt.give, now); !ok || got != tt.want {
+			t.Errorf("LSNLag(%d) = %v, %v; want %v", tt.give, got, ok, tt.want)
+		}
+	}
+	if _, _, ok := NewRing(4).LSNTime(1); ok {
+		t.Error("empty ring answered")
+	}
+}
+
+func TestRingBoundedAndFirstAfter(t *testing.T) {
+	r := NewRing(1024)
+	t0 := time.Unix(0, 0)
+	for i := range 100000 {
+		r.Push(Beat{Seq: int64(i + 1), Acked: t0.Add(time.Duration(i) * time.Millisecond), LSN: LSN(i + 1)})
+	}
+	if r.Len() != 1024 || cap(r.buf) != 1024 {
+		t.Fatalf("ring holds %d (cap %d) after 100,000 beats, want 1024", r.Len(), cap(r.buf))
+	}
+	b, ok := r.FirstAfter(99990)
+	if !ok || b.Seq != 99991 {
+		t.Fatalf("FirstAfter(99990) = %d, %v", b.Seq, ok)
+	}
+	// Far behind the ring: the oldest held beat, a lower bound of the lag.
+	if b, ok := r.FirstAfter(5); !ok || b.Seq != 100000-1024+1 {
+		t.Fatalf("FirstAfter(5) = %d, %v", b.Seq, ok)
+	}
+	if _, ok := r.FirstAfter(100000); ok {
+		t.Fatal("FirstAfter(newest) found a beat")
+	}
+	n := 0
+	r.Between(99000, 99010, func(Beat) { n++ })
+	if n != 10 {
+		t.Fatalf("Between returned %d beats, want 10", n)
+	}
+}
+
+func TestParseLSN(t *testing.T) {
+	l, err := ParseLSN("16/B374D848")
+	if err != nil || l != LSN(0x16B374D848) || l.String() != "16/B374D848" {
+		t.Fatalf("ParseLSN = %v, %v", l, err)
+	}
+	if _, err := ParseLSN("nope"); err == nil {
+		t.Fatal("ParseLSN accepted garbage")
+	}
+}
