@@ -10,6 +10,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/history"
 	"github.com/walprobe/walprobe/sink/otlp"
 )
 
@@ -21,6 +22,7 @@ type exportFlags struct {
 	OTLPProtocol     string        `name:"otlp-protocol" help:"grpc or http (default: OTEL_EXPORTER_OTLP_PROTOCOL, else http)." placeholder:"PROTOCOL"`
 	OTLPInsecure     bool          `name:"otlp-insecure" help:"Plain-text connection to a host:port --otlp-endpoint."`
 	TraceSampleRatio float64       `name:"trace-sample-ratio" help:"Share of beats traced (parent-based ratio sampler)." default:"1.0"`
+	HistorySize      int           `name:"history-size" help:"Samples of lag and delay kept per target for /v1/history." default:"3600"`
 	TraceTimeout     time.Duration `name:"trace-timeout" help:"A beat's trace ends as an error for targets that have not shown it this long after it was sent (default: 10 intervals)." placeholder:"DURATION"`
 }
 
@@ -38,7 +40,7 @@ func (r *runCmd) exports(s streams) exportOptions {
 // configured) and attaches the optional sinks to a's probe. With no
 // options (demo) only the OTEL_* environment applies.
 func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions, prom sdkmetric.Reader, logger *slog.Logger) (*sdkmetric.MeterProvider, error) {
-	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1}}
+	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1, HistorySize: 3600}}
 	if len(opts) > 0 {
 		ex = opts[0]
 	}
@@ -94,5 +96,14 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 			return err
 		})
 	}
+
+	h, err := history.New(history.Config{Capacity: ex.HistorySize, Interval: cfg.probe.Interval}, a.probe)
+	if err != nil {
+		_ = mp.Shutdown(ctx)
+		return nil, &configError{msg: "--history-size: " + err.Error()}
+	}
+	a.probe.Observe(h)
+	a.http.Handle("GET /v1/history", h)
+	a.runs = append(a.runs, h.Run)
 	return mp, nil
 }
