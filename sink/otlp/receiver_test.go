@@ -30,6 +30,7 @@ type receiver struct {
 	metrics []*metricspb.ResourceMetrics
 	spans   []*tracepb.ResourceSpans
 	paths   []string
+	raw     [][]byte // every decoded request body, to search for secrets
 }
 
 func (r *receiver) addMetrics(req *colmetricspb.ExportMetricsServiceRequest, path string) {
@@ -63,6 +64,11 @@ func (r *receiver) startHTTP(t *testing.T) *httptest.Server {
 		b, err := io.ReadAll(body)
 		if err == nil {
 			err = proto.Unmarshal(b, m)
+		}
+		if err == nil {
+			r.mu.Lock()
+			r.raw = append(r.raw, b)
+			r.mu.Unlock()
 		}
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadRequest)

@@ -1,0 +1,163 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+
+	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/sink/metrics"
+	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/walstream"
+)
+
+// TestClusterTraces runs a real writer, a standby reader and the logical
+// stream on a real cluster and exports to a real OTLP/HTTP receiver:
+// complete beats arrive as a root with one ok child per target, and no
+// request carries the canary password.
+func TestClusterTraces(t *testing.T) {
+	const interval = 100 * time.Millisecond
+	ctx := t.Context()
+	c := cluster.StartT(t, cluster.Options{Standbys: 1})
+	r := &receiver{}
+	srv := r.startHTTP(t)
+	cfg := Config{Endpoint: srv.URL, ProbeID: "cluster-probe", Version: "test", SampleRatio: 1}
+	res, err := Resource(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rd, _, err := MetricReader(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(rd), sdkmetric.WithResource(res))
+	tp, _, err := TracerProvider(ctx, cfg, res, sdktrace.WithBatchTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	logs := &bytes.Buffer{}
+	var logMu sync.Mutex
+	logger := slog.New(slog.NewTextHandler(lockedWriter{w: logs, mu: &logMu}, nil))
+	p := probe.New(probe.Config{ProbeID: "cluster-probe", Interval: interval}, logger)
+	if _, err := metrics.New(p, mp); err != nil {
+		t.Fatal(err)
+	}
+	primary, err := pgconf.Parse("primary", c.Primary.DSN("walprobe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	standby, err := pgconf.Parse("standby1", c.Standbys[0].DSN("walprobe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdr, err := probe.NewReader(probe.ReaderConfig{Name: "standby1", Kind: probe.KindStandby, Conn: standby, ProbeID: "cluster-probe", Interval: interval}, p, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := p.Register("stream", probe.KindStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := walstream.New(walstream.Config{Conn: primary, ProbeID: "cluster-probe", Hub: p}, st, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := NewTracer(TracerConfig{Interval: interval, Targets: []Target{
+		ConnTarget("standby1", probe.KindStandby, &standby.Config),
+		ConnTarget("stream", probe.KindStream, &primary.Config),
+	}}, tp, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Observe(tr)
+	w, err := heartbeat.NewWriter(heartbeat.WriterConfig{
+		Conn: primary, ProbeID: "cluster-probe", Interval: interval,
+		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn,
+	}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context) error{p.Run, w.Run, rdr.Run, stream.Run, tr.Run} {
+		wg.Go(func() {
+			if err := run(runCtx); err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+	complete := func() int {
+		spans, _ := r.allSpans()
+		kids := map[string]int{}
+		for _, s := range spans {
+			if len(s.GetParentSpanId()) != 0 && s.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR {
+				kids[string(s.GetParentSpanId())]++
+			}
+		}
+		n := 0
+		for _, s := range spans {
+			if len(s.GetParentSpanId()) == 0 && s.GetStatus().GetCode() != tracepb.Status_STATUS_CODE_ERROR && kids[string(s.GetSpanId())] == 2 {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, 30*time.Second, "5 complete beat traces", func() bool { return complete() >= 5 })
+	cancel()
+	wg.Wait()
+	if err := tp.Shutdown(context.Background()); err != nil {
+		t.Errorf("trace shutdown: %v", err)
+	}
+	if err := mp.Shutdown(context.Background()); err != nil {
+		t.Errorf("metric shutdown: %v", err)
+	}
+	if _, _, ok := r.metricByName("walprobe.visibility.delay"); !ok {
+		t.Errorf("walprobe.visibility.delay not received")
+	}
+
+	spans, _ := r.allSpans()
+	var streamEvents int
+	for _, s := range spans {
+		if s.GetName() == "stream" {
+			streamEvents = max(streamEvents, len(s.GetEvents()))
+		}
+	}
+	if streamEvents != 3 {
+		t.Errorf("stream spans carry at most %d events, want 3 (commit, server_sent, received)", streamEvents)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, b := range r.raw {
+		if bytes.Contains(b, []byte(c.Password)) {
+			t.Errorf("an OTLP request carries the canary password")
+		}
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if bytes.Contains(logs.Bytes(), []byte(c.Password)) {
+		t.Errorf("logs carry the canary password")
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
+}
