@@ -80,12 +80,26 @@ func TestRunServesStateAndMetrics(t *testing.T) {
 	var state struct {
 		Targets []target `json:"targets"`
 	}
+	// The probe never holds a transaction open: sample every server's
+	// walprobe sessions while it runs.
+	ctx := context.Background()
+	var oldTx []string
+	checkTx := func() {
+		for _, srv := range c.Servers() {
+			v, err := srv.Scalar(ctx, `SELECT count(*) FROM pg_stat_activity
+				WHERE application_name = 'walprobe' AND xact_start < now() - interval '1 second'`)
+			if err == nil && v != "0" {
+				oldTx = append(oldTx, srv.Name+":"+v)
+			}
+		}
+	}
 	var body string
 	waitFor(t, 20*time.Second, "every target healthy with a timed beat", func() bool {
 		body = get("/v1/state")
 		if err := json.Unmarshal([]byte(body), &state); err != nil {
 			t.Fatal(err)
 		}
+		checkTx()
 		ok := len(state.Targets) == 4
 		for _, tg := range state.Targets {
 			ok = ok && tg.State == "healthy" && tg.Lag != nil && tg.Delay != nil && tg.ErrorBound != nil
@@ -135,6 +149,13 @@ func TestRunServesStateAndMetrics(t *testing.T) {
 	for _, name := range missing() {
 		t.Errorf("/metrics lacks %s", name)
 	}
+	for range 10 {
+		checkTx()
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(oldTx) > 0 {
+		t.Errorf("walprobe transactions older than 1 s seen: %v", oldTx)
+	}
 	if got := get("/healthz"); strings.TrimSpace(got) != "ok" {
 		t.Errorf("/healthz = %q", got)
 	}
@@ -156,7 +177,6 @@ func TestRunServesStateAndMetrics(t *testing.T) {
 			t.Errorf("%s carry the canary password", what)
 		}
 	}
-	ctx := context.Background()
 	waitFor(t, 5*time.Second, "no walprobe slot after a clean shutdown", func() bool {
 		n, _ := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE temporary AND slot_name LIKE 'walprobe%'")
 		return n == "0"
