@@ -81,6 +81,16 @@ func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 	if !ok {
 		return nil, nil
 	}
+	// Errors name the key and the shape wanted, never the value: a value
+	// under primary or standby is a DSN and may carry a password, and kong
+	// echoes values it cannot convert.
+	key := strings.ReplaceAll(flag.Name, "-", "_")
+	if _, ok := v.(map[string]any); ok && !flag.IsSlice() {
+		return nil, &configError{msg: fmt.Sprintf("%s: key %q: want a single value, not a map", c.path, key)}
+	}
+	if _, ok := v.([]any); ok && !flag.IsSlice() {
+		return nil, &configError{msg: fmt.Sprintf("%s: key %q: want a single value, not a list", c.path, key)}
+	}
 	switch t := v.(type) {
 	case map[string]any:
 		// standby: {name: dsn} reads naturally in YAML.
@@ -91,16 +101,37 @@ func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 		sort.Strings(keys)
 		out := make([]any, 0, len(keys))
 		for _, k := range keys {
-			out = append(out, fmt.Sprintf("%s=%v", k, t[k]))
+			s, ok := scalar(t[k])
+			if !ok {
+				return nil, &configError{msg: fmt.Sprintf("%s: key %q, entry %q: want NAME: DSN with the DSN a string", c.path, key, k)}
+			}
+			out = append(out, k+"="+s)
 		}
 		return out, nil
 	case []any:
-		return t, nil
+		out := make([]any, 0, len(t))
+		for i, e := range t {
+			s, ok := scalar(e)
+			if !ok {
+				return nil, &configError{msg: fmt.Sprintf("%s: key %q, item %d: want a string such as NAME=DSN", c.path, key, i+1)}
+			}
+			out = append(out, s)
+		}
+		return out, nil
 	case nil:
 		return nil, nil
 	default:
 		return fmt.Sprint(t), nil
 	}
+}
+
+// scalar formats a YAML scalar; maps and lists are not scalars.
+func scalar(v any) (string, bool) {
+	switch v.(type) {
+	case map[string]any, []any, nil:
+		return "", false
+	}
+	return fmt.Sprint(v), true
 }
 
 // nearest returns the known key closest to k, if it is close enough to be
