@@ -164,6 +164,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		return nil, err
 	}
 	a.http = api.New(cfg.listen, p, promHandler, logger)
+	a.http.Handle(api.ReadyPattern, api.Ready(p))
 	if a.mp, err = addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
 		return nil, err
 	}
