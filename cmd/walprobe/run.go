@@ -157,6 +157,18 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		return nil, err
 	}
 
+	for _, t := range cfg.targets {
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
+		cancel()
+		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) {
+			return nil, &configError{msg: err.Error()}
+		}
+		if !up || err != nil {
+			logger.Warn("target not reachable yet; it is reported down until it is", "target", t.name)
+		}
+	}
+
 	p := probe.New(cfg.probe, logger)
 	a := &app{cfg: cfg, probe: p}
 	promReader, promHandler, err := metrics.Prometheus()

@@ -82,6 +82,16 @@ func TestPrimarySide(t *testing.T) {
 		}
 	})
 
+	t.Run("standby_not_in_recovery", func(t *testing.T) {
+		out, code := runBinary(t, "run", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
+		if code != 2 || !strings.Contains(out, "notastandby") || !strings.Contains(out, "not in recovery") {
+			t.Errorf("walprobe run with a primary as --standby: exit %d, output:\n%s", code, out)
+		}
+		if strings.Contains(out, c.Password) {
+			t.Errorf("output carries the password")
+		}
+	})
+
 	t.Run("no_slot_left_after_sigkill", func(t *testing.T) {
 		bin := buildBinary(t)
 		cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"), "--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "killme")
