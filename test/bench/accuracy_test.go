@@ -260,9 +260,12 @@ func BenchmarkAccuracy(b *testing.B) {
 				b.Fatal("standby1 not healthy")
 			}
 			t := r.target("standby1")
+			const avSQL = `SELECT format('%s|%s', autoanalyze_count, autovacuum_count) FROM pg_stat_user_tables WHERE relid = 'walprobe.heartbeat'::regclass`
+			an0, vac0 := classicPair(ctx, c.Primary, avSQL)
 			r.stopWriter()
 			start := time.Now()
 			var maxLag, ageCross time.Duration
+			var maxAge float64
 			ageOK := false
 			bad := map[probe.State]bool{}
 			for time.Since(start) < 30*time.Second {
@@ -272,15 +275,18 @@ func BenchmarkAccuracy(b *testing.B) {
 				if st := t.State(); st != probe.StateHealthy {
 					bad[st] = true
 				}
-				if !ageOK {
-					if _, a := classicPair(ctx, sb, standbyClassicSQL); a != nil && *a >= 1 {
+				if _, a := classicPair(ctx, sb, standbyClassicSQL); a != nil {
+					maxAge = max(maxAge, *a)
+					if !ageOK && *a >= 1 {
 						ageCross, ageOK = time.Since(start), true
 					}
 				}
 			}
 			lag, _ := t.Lag()
 			e, a := classicPair(ctx, sb, standbyClassicSQL)
+			an1, vac1 := classicPair(ctx, c.Primary, avSQL)
 			r.stop()
+			b.ReportMetric(maxAge, "classic-max-age-s")
 			b.ReportMetric(lag.Seconds(), "walprobe-lag-s")
 			b.ReportMetric(maxLag.Seconds(), "walprobe-max-lag-s")
 			b.ReportMetric(0, "truth-s")
@@ -293,8 +299,8 @@ func BenchmarkAccuracy(b *testing.B) {
 			acc.add("idle_primary_30s",
 				fmt.Sprintf("lag %.3fs (max %.3fs over the idle period)", lag.Seconds(), maxLag.Seconds()),
 				"0s",
-				fmt.Sprintf("exporter %s, replay-ts age %s", fmtF(e, "s"), fmtF(a, "s")),
-				fmt.Sprintf("non-healthy states seen: %v", keys(bad)))
+				fmt.Sprintf("exporter %s, replay-ts age %s (max %.3fs during the period)", fmtF(e, "s"), fmtF(a, "s"), maxAge),
+				fmt.Sprintf("non-healthy states seen: %v; heartbeat autoanalyze count %s->%s, autovacuum %s->%s on the primary", keys(bad), fmtF(an0, ""), fmtF(an1, ""), fmtF(vac0, ""), fmtF(vac1, "")))
 			det.add("idle_primary_30s (false alarm)", fmt.Sprintf("%v", keys(bad)), "-", "-", fmtSec(ageCross, ageOK))
 		}
 	})
