@@ -69,4 +69,3 @@ func TestLSNLag(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
