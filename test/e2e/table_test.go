@@ -82,6 +82,35 @@ func TestPrimarySide(t *testing.T) {
 		}
 	})
 
+	t.Run("setup_applies_then_run_works", func(t *testing.T) {
+		if err := c.Primary.Exec(ctx, "CREATE DATABASE fresh"); err != nil {
+			t.Fatal(err)
+		}
+		admin := strings.Replace(c.Primary.SuperDSN(), "dbname=postgres", "dbname=fresh", 1)
+		out, code := runBinary(t, "setup", "--primary", admin, "--role", "walprobe")
+		if code != 0 {
+			t.Fatalf("walprobe setup: exit %d\n%s", code, out)
+		}
+		out, code = runBinary(t, "setup", "--primary", admin, "--role", "walprobe") // idempotent
+		if code != 0 {
+			t.Fatalf("second walprobe setup: exit %d\n%s", code, out)
+		}
+		cfg, err := pgconf.Parse("primary", strings.Replace(c.Primary.DSN("walprobe"), "dbname=postgres", "dbname=fresh", 1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := heartbeat.Check(ctx, cfg); err != nil {
+			t.Fatalf("Check after setup: %v", err)
+		}
+		if strings.Contains(out, c.Password) {
+			t.Errorf("setup output carries the password")
+		}
+		sql, code := runBinary(t, "setup", "--print-sql", "--role", "walprobe")
+		if code != 0 || !strings.Contains(sql, "CREATE PUBLICATION walprobe_heartbeat FOR TABLE walprobe.heartbeat") {
+			t.Errorf("setup --print-sql: exit %d\n%s", code, sql)
+		}
+	})
+
 	t.Run("standby_not_in_recovery", func(t *testing.T) {
 		out, code := runBinary(t, "run", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
 		if code != 2 || !strings.Contains(out, "notastandby") || !strings.Contains(out, "not in recovery") {
