@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/url"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -71,7 +72,11 @@ var pwKV = regexp.MustCompile(`(?i)password\s*=\s*('(?:[^'\\]|\\.)*'|\S+)`)
 
 // Redact removes every password the DSN carries from s.
 func Redact(dsn, s string) string {
-	for _, pw := range passwords(dsn) {
+	pws := passwords(dsn)
+	// Longest first: a decoded password can be a substring of its
+	// encoded form, and replacing it first would leave the rest behind.
+	sort.Slice(pws, func(i, j int) bool { return len(pws[i]) > len(pws[j]) })
+	for _, pw := range pws {
 		if pw != "" {
 			s = strings.ReplaceAll(s, pw, "xxxxx")
 		}
@@ -88,12 +93,25 @@ func passwords(dsn string) []string {
 		if pw, ok := u.User.Password(); ok {
 			out = append(out, pw, url.QueryEscape(pw), url.PathEscape(pw))
 		}
-	} else if i := strings.Index(dsn, "://"); i >= 0 {
-		// Unparseable URI: take userinfo by hand.
+	}
+	if i := strings.Index(dsn, "://"); i >= 0 {
+		// Userinfo as written (percent-encoded, or unparseable): take it
+		// by hand; url.Userinfo re-escapes differently.
 		rest := dsn[i+3:]
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
 			if c := strings.Index(rest[:at], ":"); c >= 0 {
 				out = append(out, rest[c+1:at])
+			}
+		}
+		// ?password=... : pwKV above runs on to the next &.
+		if q := strings.Index(rest, "?"); q >= 0 {
+			for _, kv := range strings.Split(rest[q+1:], "&") {
+				if k, v, ok := strings.Cut(kv, "="); ok && strings.EqualFold(k, "password") {
+					out = append(out, v)
+					if dv, err := url.QueryUnescape(v); err == nil {
+						out = append(out, dv)
+					}
+				}
 			}
 		}
 	}
