@@ -2,11 +2,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/walprobe/walprobe/probe"
@@ -23,6 +27,7 @@ type exportFlags struct {
 	OTLPInsecure     bool          `name:"otlp-insecure" help:"Plain-text connection to a host:port --otlp-endpoint."`
 	TraceSampleRatio float64       `name:"trace-sample-ratio" help:"Share of beats traced (parent-based ratio sampler)." default:"1.0"`
 	HistorySize      int           `name:"history-size" help:"Samples of lag and delay kept per target for /v1/history." default:"3600"`
+	JSON             bool          `name:"json" help:"Print one JSON line per beat per target to stdout."`
 	TraceTimeout     time.Duration `name:"trace-timeout" help:"A beat's trace ends as an error for targets that have not shown it this long after it was sent (default: 10 intervals)." placeholder:"DURATION"`
 }
 
@@ -50,6 +55,13 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	}
 	if err := oc.Validate(); err != nil {
 		return nil, &configError{msg: err.Error()}
+	}
+	if oc.Enabled(otlp.SignalMetrics) || oc.Enabled(otlp.SignalTraces) {
+		// The SDK reports failed exports through this global; send them to
+		// our logger instead of its default stderr logger.
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			logger.Warn("otlp export failed; check the collector", "error", err.Error())
+		}))
 	}
 	res, err := otlp.Resource(ctx, oc)
 	if err != nil {
@@ -105,5 +117,77 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	a.probe.Observe(h)
 	a.http.Handle("GET /v1/history", h)
 	a.runs = append(a.runs, h.Run)
+
+	if ex.JSON && ex.out != nil {
+		j := &jsonLines{out: ex.out, ch: make(chan probe.Visibility, 1024), logger: logger}
+		a.probe.Observe(j)
+		a.runs = append(a.runs, j.Run)
+	}
 	return mp, nil
+}
+
+// jsonLines prints each timed beat as one JSON line. Observers must not
+// block, and stdout can (a slow pipe), so lines queue in a bounded channel
+// and are dropped, counted, when it is full.
+type jsonLines struct {
+	probe.NopObserver
+	out     io.Writer
+	ch      chan probe.Visibility
+	dropped atomic.Int64
+	logger  *slog.Logger
+}
+
+// beatLine is one line of --json output.
+type beatLine struct {
+	Target     string        `json:"target"`
+	Kind       probe.Kind    `json:"kind"`
+	Seq        int64         `json:"seq"`
+	LSN        string        `json:"lsn"`
+	Sent       time.Time     `json:"sent"`
+	Acked      time.Time     `json:"acked"`
+	VisibleAt  time.Time     `json:"visible_at"`
+	Delay      probe.Seconds `json:"delay_seconds"`
+	ErrorBound probe.Seconds `json:"error_bound_seconds"`
+}
+
+func (j *jsonLines) Visible(v probe.Visibility) {
+	select {
+	case j.ch <- v:
+	default:
+		j.dropped.Add(1)
+	}
+}
+
+// Run writes queued lines until ctx ends, then reports drops.
+func (j *jsonLines) Run(ctx context.Context) error {
+	enc := json.NewEncoder(j.out)
+	for {
+		select {
+		case <-ctx.Done():
+			if n := j.dropped.Load(); n > 0 {
+				j.logger.Warn("--json lines dropped: stdout was too slow", "dropped", n)
+			}
+			return nil
+		case v := <-j.ch:
+			_ = enc.Encode(beatLine{
+				Target: v.Target, Kind: v.Kind, Seq: v.Beat.Seq, LSN: v.Beat.LSN.String(),
+				Sent: v.Beat.Sent, Acked: v.Beat.Acked, VisibleAt: v.VisibleAt,
+				Delay: probe.Seconds(v.Delay.Seconds()), ErrorBound: probe.Seconds(v.ErrorBound.Seconds()),
+			})
+		}
+	}
+}
+
+// Validate lets kong report bad export flags with the others, before any
+// connection is tried.
+func (f *exportFlags) Validate() error {
+	oc := otlp.Config{Endpoint: f.OTLPEndpoint, Protocol: f.OTLPProtocol, SampleRatio: f.TraceSampleRatio}
+	var errs []error
+	if err := oc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if f.HistorySize < 1 {
+		errs = append(errs, fmt.Errorf("--history-size %d: must be at least 1", f.HistorySize))
+	}
+	return errors.Join(errs...)
 }
