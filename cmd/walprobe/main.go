@@ -20,6 +20,7 @@ var version = "dev"
 type cli struct {
 	Config  kong.ConfigFlag `help:"YAML file with the same keys as the flags (flags and WALPROBE_* env win)." type:"existingfile" placeholder:"FILE"`
 	Run     runCmd          `cmd:"" help:"Watch a primary and its read targets; serve /metrics, /v1/state, /healthz."`
+	Check   checkCmd        `cmd:"" help:"One-shot Nagios/Icinga check (or --format pgpool): time one beat on every target, exit 0/1/2/3."`
 	Setup   setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary."`
 	Demo    demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
 	Version versionCmd      `cmd:"" help:"Print the version."`

@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/walprobe/walprobe/test/cluster"
+)
+
+// checkT parses `walprobe check args...` as main does and runs the check
+// in-process, returning its exit status and stdout.
+func checkT(ctx context.Context, t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var c cli
+	var out, errb bytes.Buffer
+	parser, err := kong.New(&c, kong.Name("walprobe"), kong.Writers(&out, &errb), kong.Exit(func(int) { t.Fatalf("kong exited: %s", errb.String()) }))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse(append([]string{"check"}, args...)); err != nil {
+		t.Fatalf("parse %q: %v", args, err)
+	}
+	code := c.Check.check(ctx, streams{&out, &errb})
+	return code, out.String()
+}
+
+var pluginLine = regexp.MustCompile(`^WALPROBE (OK|WARNING|CRITICAL|UNKNOWN) - [^|\n]+( \| ('[a-z0-9_]+_delay'=(U|[0-9.]+s);[0-9.]+;[0-9.]+;0 ?)+)?\n$`)
+
+func TestCheckRealServer(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.StartT(t, cluster.Options{Standbys: 2})
+	primary := c.Primary.DSN("walprobe")
+	s1 := "standby1=" + c.Standbys[0].DSN("walprobe")
+	s2 := "standby2=" + c.Standbys[1].DSN("walprobe")
+	base := []string{"--primary", primary, "--interval", "200ms", "--probe-id", "checktest"}
+
+	t.Run("ok", func(t *testing.T) {
+		start := time.Now()
+		code, out := checkT(ctx, t, append(base, "--standby", s1, "--standby", s2, "--warning", "2s", "--critical", "4s")...)
+		t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), out)
+		if code != statusOK || !strings.HasPrefix(out, "WALPROBE OK - ") || !pluginLine.MatchString(out) {
+			t.Errorf("exit %d, output %q, want OK", code, out)
+		}
+		for _, want := range []string{"'standby1_delay'=", "'standby2_delay'=", ";2;4;0"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("output lacks %q: %s", want, out)
+			}
+		}
+		assertNoSecret(t, "check output", out, c.Password)
+	})
+
+	t.Run("pgpool", func(t *testing.T) {
+		code, out := checkT(ctx, t, append(base, "--standby", s1, "--standby", s2, "--standby", "gone=host=127.0.0.1 port=1 user=walprobe dbname=postgres", "--format", "pgpool")...)
+		lines := strings.Split(strings.TrimSpace(out), "\n")
+		if code != statusOK || len(lines) != 3 || lines[2] != "-1" || !regexp.MustCompile(`^[0-9]+$`).MatchString(lines[0]) {
+			t.Errorf("exit %d, output %q: want two delays in ms and -1 for the unreachable one", code, out)
+		}
+	})
+
+	t.Run("down_is_critical", func(t *testing.T) {
+		code, out := checkT(ctx, t, append(base, "--standby", s1, "--standby", "gone=host=127.0.0.1 port=1 user=walprobe dbname=postgres")...)
+		if code != statusCritical || !strings.Contains(out, "gone down") || !strings.Contains(out, "'gone_delay'=U;") || !pluginLine.MatchString(out) {
+			t.Errorf("exit %d, output %q, want CRITICAL naming gone", code, out)
+		}
+	})
+
+	t.Run("apply_delay_over_critical", func(t *testing.T) {
+		if err := c.SetApplyDelay(ctx, c.Standbys[1], time.Second); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = c.SetApplyDelay(ctx, c.Standbys[1], 0) }()
+		code, out := checkT(ctx, t, append(base, "--standby", s1, "--standby", s2, "--warning", "200ms", "--critical", "500ms")...)
+		t.Log(out)
+		if code != statusCritical || !strings.HasPrefix(out, "WALPROBE CRITICAL - standby2") || !pluginLine.MatchString(out) {
+			t.Errorf("exit %d, output %q, want CRITICAL for standby2", code, out)
+		}
+	})
+
+	t.Run("receiver_cut", func(t *testing.T) {
+		if err := c.CutReceiver(ctx, c.Standbys[0]); err != nil {
+			t.Fatal(err)
+		}
+		defer func() {
+			if err := c.RestoreReceiver(ctx, c.Standbys[0]); err != nil {
+				t.Error(err)
+			}
+		}()
+		start := time.Now()
+		code, out := checkT(ctx, t, append(base, "--standby", s1, "--critical", "2s", "--timeout", "8s")...)
+		t.Logf("%v: %s", time.Since(start).Round(time.Millisecond), out)
+		if code != statusCritical || !strings.Contains(out, "standby1 showed no beat") {
+			t.Errorf("exit %d, output %q, want CRITICAL: no beat shown", code, out)
+		}
+	})
+}
+
+func TestCheckBadConfigIsUnknown(t *testing.T) {
+	tests := []struct {
+		name string
+		give []string
+	}{
+		{"no_primary", []string{"--standby", "s=host=127.0.0.1 port=1"}},
+		{"no_targets", []string{"--primary", okPrimary}},
+		{"warning_over_critical", []string{"--primary", okPrimary, "--standby", "s=host=127.0.0.1 port=1", "--warning", "5s", "--critical", "1s"}},
+		{"bad_target", []string{"--primary", okPrimary, "--standby", "nodsn"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out := checkT(context.Background(), t, tt.give...)
+			if code != statusUnknown || !strings.HasPrefix(out, "WALPROBE UNKNOWN - ") || strings.Count(out, "\n") != 1 {
+				t.Errorf("exit %d, output %q, want one UNKNOWN line", code, out)
+			}
+			assertNoSecret(t, "output", out, canary)
+		})
+	}
+}
+
+// TestComposeInitSQL keeps deploy/compose/initdb in step with `walprobe
+// setup --print-sql`: the compose primary and subscriber must be set up
+// exactly as the command would set them up.
+func TestComposeInitSQL(t *testing.T) {
+	tests := []struct {
+		give string // file under deploy/compose/initdb
+		args []string
+	}{
+		{"primary/20-walprobe-setup.sql", []string{"setup", "--print-sql", "--role", "walprobe"}},
+		{"subscriber/20-walprobe-setup.sql", []string{"setup", "--print-sql", "--role", "walprobe", "--subscriber-only"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			code, want, stderr := runT(t, tt.args...)
+			if code != 0 {
+				t.Fatalf("walprobe %s: exit %d: %s", strings.Join(tt.args, " "), code, stderr)
+			}
+			path := filepath.Join("..", "..", "deploy", "compose", "initdb", tt.give)
+			got, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(string(got), want) {
+				t.Errorf("%s does not contain the output of walprobe %s; regenerate it:\n  go run ./cmd/walprobe %s > %s\nwant:\n%s", path, strings.Join(tt.args, " "), strings.Join(tt.args, " "), path, want)
+			}
+		})
+	}
+}
