@@ -1,0 +1,83 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/test/cluster"
+)
+
+// TestFaultsAreStates stops the primary and then a standby: the probe
+// keeps running, beats are counted as missed, lag keeps growing (never a
+// silent 0), and everything comes back when the servers do.
+func TestFaultsAreStates(t *testing.T) {
+	ctx := context.Background()
+	c := cluster.StartT(t, cluster.Options{Standbys: 1})
+	r := startProbe(ctx, t, c.Primary.DSN("walprobe"), "faults", 200*time.Millisecond,
+		targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
+	waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 3 })
+
+	t.Run("primary_down", func(t *testing.T) {
+		if err := c.Primary.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		stopped := time.Now()
+		var minLag = 1e9
+		for time.Since(stopped) < 5*time.Second {
+			time.Sleep(250 * time.Millisecond)
+			if s := r.target(t, "standby1"); s.Lag != nil && time.Since(stopped) > time.Second {
+				minLag = min(minLag, float64(*s.Lag)-time.Since(stopped).Seconds())
+			}
+		}
+		snap := r.p.Snapshot()
+		s := r.target(t, "standby1")
+		t.Logf("primary down 5 s: standby1 lag %.2fs state %s, beats missed %d, primary up %v", secs(s.Lag), s.State, snap.BeatsMissed, snap.Primary.Up)
+		if secs(s.Lag) < 4.5 {
+			t.Errorf("standby1 lag %.2fs after the primary was down 5 s, want >= 4.5s", secs(s.Lag))
+		}
+		if minLag < -0.5 {
+			t.Errorf("lag fell %.2fs behind the outage's age at some point", -minLag)
+		}
+		if snap.BeatsMissed < 15 || snap.Primary.Up {
+			t.Errorf("beats missed %d (want >= 15), primary up %v (want false)", snap.BeatsMissed, snap.Primary.Up)
+		}
+		if err := c.Primary.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "standby1 healthy after the primary returned", func() bool {
+			s := r.target(t, "standby1")
+			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < 1
+		})
+	})
+
+	t.Run("standby_down", func(t *testing.T) {
+		if err := c.Standbys[0].Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Second)
+		s := r.target(t, "standby1")
+		t.Logf("standby down 3 s: state %s lag %.2fs error %q", s.State, secs(s.Lag), s.LastError)
+		if s.State != probe.StateDown {
+			t.Errorf("state %s with the standby stopped, want down", s.State)
+		}
+		if secs(s.Lag) < 2.5 {
+			t.Errorf("lag %.2fs while the standby is down 3 s, want >= 2.5s (never a silent 0)", secs(s.Lag))
+		}
+		if err := c.Standbys[0].Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 30*time.Second, "standby1 healthy after restart", func() bool {
+			s := r.target(t, "standby1")
+			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < 1
+		})
+	})
+
+	t.Run("promoted", func(t *testing.T) {
+		if err := c.Promote(ctx, c.Standbys[0]); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "standby1 promoted", func() bool { return r.target(t, "standby1").State == probe.StatePromoted })
+	})
+}
