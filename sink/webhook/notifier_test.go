@@ -1,0 +1,399 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/walprobe/walprobe/probe"
+)
+
+const (
+	secret = "s3cret"
+	// canary stands for a token in the webhook's path and query.
+	canary = "CANARY-TOKEN"
+)
+
+// receiver is a webhook endpoint that fails the first failFirst requests
+// with 503 and answers status after.
+type receiver struct {
+	t         *testing.T
+	failFirst int
+	status    int
+
+	mu     sync.Mutex
+	n      int
+	bodies [][]byte
+	badSig int
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	b, _ := io.ReadAll(req.Body)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n++
+	if !Verify([]byte(secret), b, req.Header.Get(SignatureHeader)) {
+		r.badSig++
+	}
+	if r.n <= r.failFirst {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		return
+	}
+	if r.status != 0 {
+		w.WriteHeader(r.status)
+		return
+	}
+	r.bodies = append(r.bodies, b)
+}
+
+func (r *receiver) requests() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n
+}
+
+// syncBuffer collects logs from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func newTestNotifier(t *testing.T, cfg Config, logs io.Writer) *Notifier {
+	t.Helper()
+	cfg.Secret = secret
+	if cfg.RetryWaitMin == 0 {
+		cfg.RetryWaitMin, cfg.RetryWaitMax = time.Millisecond, 5*time.Millisecond
+	}
+	n, err := New(cfg, nil, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// start runs n until the test ends and waits for Run to return.
+func start(t *testing.T, n *Notifier) (stop func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Errorf("Run() = %v, want nil", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run did not return after cancel")
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestRetryDedupeResolve(t *testing.T) {
+	rcv := &receiver{t: t, failFirst: 2}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	var logs syncBuffer
+	n := newTestNotifier(t, Config{URL: srv.URL + "/hooks/" + canary + "?token=" + canary}, &logs)
+	stop := start(t, n)
+
+	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	down := Alert{Name: AlertTargetDown, Target: "replica1", Severity: "critical", Summary: "replica1 is down", Firing: true, StartedAt: started}
+	if !n.Notify(down) {
+		t.Fatal("first firing Notify = false, want queued")
+	}
+	for range 3 {
+		if n.Notify(down) {
+			t.Error("repeated firing Notify = true, want deduplicated")
+		}
+	}
+	waitFor(t, "firing delivered", func() bool { return n.Sent() == 1 })
+	if got := rcv.requests(); got != 3 {
+		t.Errorf("requests = %d, want 3 (two 503s retried, then delivered)", got)
+	}
+	resolved := down
+	resolved.Firing, resolved.EndedAt = false, started.Add(time.Minute)
+	if !n.Notify(resolved) {
+		t.Fatal("resolved Notify = false, want queued")
+	}
+	if n.Notify(resolved) {
+		t.Error("second resolved Notify = true, want ignored")
+	}
+	waitFor(t, "resolved delivered", func() bool { return n.Sent() == 2 })
+	stop()
+
+	if got := rcv.requests(); got != 4 {
+		t.Errorf("requests = %d, want 4", got)
+	}
+	if rcv.badSig != 0 {
+		t.Errorf("%d requests had a bad signature", rcv.badSig)
+	}
+	var got []Payload
+	for _, b := range rcv.bodies {
+		var p Payload
+		if err := json.Unmarshal(b, &p); err != nil {
+			t.Fatalf("body %s: %v", b, err)
+		}
+		got = append(got, p)
+	}
+	if len(got) != 2 || got[0].Status != "firing" || got[1].Status != "resolved" {
+		t.Fatalf("payloads = %+v, want firing then resolved", got)
+	}
+	if got[0].Version != "1" || got[0].Alert != AlertTargetDown || got[0].Target != "replica1" || got[0].EndedAt != nil {
+		t.Errorf("firing payload = %+v", got[0])
+	}
+	if got[1].EndedAt == nil || !got[1].EndedAt.Equal(resolved.EndedAt) || !got[1].StartedAt.Equal(started) {
+		t.Errorf("resolved payload = %+v", got[1])
+	}
+	if n.Failed() != 0 || n.Dropped() != 0 {
+		t.Errorf("failed, dropped = %d, %d, want 0, 0", n.Failed(), n.Dropped())
+	}
+	if strings.Contains(logs.String(), canary) {
+		t.Errorf("logs carry the URL's path or query:\n%s", logs.String())
+	}
+}
+
+func TestClientErrorNotRetried(t *testing.T) {
+	rcv := &receiver{t: t, status: http.StatusBadRequest}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	var logs syncBuffer
+	n := newTestNotifier(t, Config{URL: srv.URL + "/hooks/" + canary}, &logs)
+	stop := start(t, n)
+	n.Notify(Alert{Name: AlertLagWarning, Target: "r1", Firing: true})
+	waitFor(t, "failure", func() bool { return n.Failed() == 1 })
+	stop()
+	if got := rcv.requests(); got != 1 {
+		t.Errorf("requests = %d, want 1 (400 is not retried)", got)
+	}
+	l := logs.String()
+	if !strings.Contains(l, "400") || !strings.Contains(l, "alert not delivered") {
+		t.Errorf("logs do not report the 400:\n%s", l)
+	}
+	if strings.Contains(l, canary) {
+		t.Errorf("logs carry the URL's path:\n%s", l)
+	}
+}
+
+func TestReceiverDownDropsWithoutBlocking(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	url := srv.URL + "/hooks/" + canary + "?key=" + canary
+	srv.Close() // connections are refused from now on
+	var logs syncBuffer
+	n := newTestNotifier(t, Config{URL: url, QueueSize: 2, RetryMax: 100, RetryWaitMin: 20 * time.Millisecond,
+		RetryWaitMax: 20 * time.Millisecond, Timeout: 100 * time.Millisecond, DrainTimeout: 50 * time.Millisecond}, &logs)
+	stop := start(t, n)
+
+	const alerts = 50
+	begin := time.Now()
+	for i := range alerts {
+		n.Notify(Alert{Name: AlertTargetDown, Target: "r" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Firing: true})
+	}
+	if d := time.Since(begin); d > time.Second {
+		t.Errorf("%d Notify calls took %s, want no blocking", alerts, d)
+	}
+	// At most the queue plus the one Run is sending are not dropped.
+	if got := n.Dropped(); got < alerts-3 {
+		t.Errorf("dropped = %d, want at least %d", got, alerts-3)
+	}
+	stop()
+	if n.Sent() != 0 {
+		t.Errorf("sent = %d, want 0", n.Sent())
+	}
+	if n.Failed()+n.Dropped() != alerts {
+		t.Errorf("failed %d + dropped %d, want %d", n.Failed(), n.Dropped(), alerts)
+	}
+	l := logs.String()
+	if !strings.Contains(l, "alert not delivered") {
+		t.Errorf("no delivery failure logged:\n%s", l)
+	}
+	if strings.Contains(l, canary) {
+		t.Errorf("logs carry the URL's path or query:\n%s", l)
+	}
+}
+
+func TestFormats(t *testing.T) {
+	a := Alert{Name: "lag_critical", Target: "r1", Severity: "critical", Summary: "r1 lags", Firing: true,
+		StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	r := a
+	r.Firing, r.EndedAt = false, a.StartedAt.Add(time.Hour)
+	tests := []struct {
+		name string
+		give Format
+		in   Alert
+		want string
+	}{
+		{"walprobe firing", FormatWalprobe, a, `{"version":"1","status":"firing","alert":"lag_critical","target":"r1","severity":"critical","summary":"r1 lags","started_at":"2026-01-02T03:04:05Z"}`},
+		{"walprobe resolved", FormatWalprobe, r, `{"version":"1","status":"resolved","alert":"lag_critical","target":"r1","severity":"critical","summary":"r1 lags","started_at":"2026-01-02T03:04:05Z","ended_at":"2026-01-02T04:04:05Z"}`},
+		{"alertmanager firing", FormatAlertmanager, a, `[{"labels":{"alertname":"lag_critical","severity":"critical","source":"walprobe","target":"r1"},"annotations":{"summary":"r1 lags"},"startsAt":"2026-01-02T03:04:05Z"}]`},
+		{"alertmanager resolved", FormatAlertmanager, r, `[{"labels":{"alertname":"lag_critical","severity":"critical","source":"walprobe","target":"r1"},"annotations":{"summary":"r1 lags"},"startsAt":"2026-01-02T03:04:05Z","endsAt":"2026-01-02T04:04:05Z"}]`},
+		{"slack", FormatSlack, a, `{"text":"[FIRING] lag_critical r1 (critical): r1 lags"}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := body(tt.give, tt.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(got) != tt.want {
+				t.Errorf("body = %s\nwant   %s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestSign(t *testing.T) {
+	// printf '{}' | openssl dgst -sha256 -hmac s3cret
+	const want = "sha256=adbde1ce40c89c14215687d5d762a47df6dfaefcfad61e2e86718ffc8498571b"
+	got := Sign([]byte(secret), []byte("{}"))
+	if got != want {
+		t.Errorf("Sign = %q, want %q", got, want)
+	}
+	if !Verify([]byte(secret), []byte("{}"), got) || Verify([]byte("other"), []byte("{}"), got) {
+		t.Error("Verify does not match Sign")
+	}
+}
+
+// queued empties n's queue without sending.
+func queued(n *Notifier) []Alert {
+	var out []Alert
+	for {
+		select {
+		case a := <-n.queue:
+			out = append(out, a)
+		default:
+			return out
+		}
+	}
+}
+
+func TestTransitionAlerts(t *testing.T) {
+	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook"}, io.Discard)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(from, to probe.State) probe.TransitionEvent {
+		return probe.TransitionEvent{Target: "r1", Kind: probe.KindStandby, From: from, To: to, Reason: "x", At: at}
+	}
+	tests := []struct {
+		give probe.TransitionEvent
+		want string // name/status queued; "" none
+	}{
+		{ev(probe.StateHealthy, probe.StateLagging), ""},
+		{ev(probe.StateLagging, probe.StateDown), AlertTargetDown + "/firing"},
+		{ev(probe.StateDown, probe.StateDown), ""},
+		{ev(probe.StateDown, probe.StateConnecting), AlertTargetDown + "/resolved"},
+		{ev(probe.StateConnecting, probe.StatePromoted), AlertTargetPromoted + "/firing"},
+		{ev(probe.StatePromoted, probe.StateDown), AlertTargetPromoted + "/resolved," + AlertTargetDown + "/firing"},
+	}
+	for _, tt := range tests {
+		n.Transition(tt.give)
+		var got []string
+		for _, a := range queued(n) {
+			got = append(got, a.Name+"/"+a.status())
+		}
+		if g := strings.Join(got, ","); g != tt.want {
+			t.Errorf("Transition(%s → %s) queued %q, want %q", tt.give.From, tt.give.To, g, tt.want)
+		}
+	}
+}
+
+func TestEvaluateLag(t *testing.T) {
+	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook", LagWarning: time.Second, LagCritical: 5 * time.Second}, io.Discard)
+	snap := func(lag float64) probe.Snapshot {
+		l := probe.Seconds(lag)
+		return probe.Snapshot{Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, Lag: &l}, {Name: "unknown"}}}
+	}
+	tests := []struct {
+		give float64
+		want string
+	}{
+		{0.1, ""},
+		{2, "lag_warning/firing"},
+		{3, ""},
+		{6, "lag_critical/firing"},
+		{7, ""},
+		{0.2, "lag_warning/resolved,lag_critical/resolved"},
+	}
+	for _, tt := range tests {
+		n.EvaluateLag(snap(tt.give))
+		var got []string
+		for _, a := range queued(n) {
+			got = append(got, a.Name+"/"+a.status())
+		}
+		if g := strings.Join(got, ","); g != tt.want {
+			t.Errorf("lag %vs queued %q, want %q", tt.give, g, tt.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		give Config
+		want []string
+	}{
+		{"valid", Config{URL: "https://hooks.example.com/x?token=" + canary}, nil},
+		{"all bad", Config{URL: "ftp://h/" + canary, Format: "xml", QueueSize: -1, RetryMax: -1, LagWarning: 5, LagCritical: 1},
+			[]string{"webhook url", "format \"xml\"", "queue size -1", "retries -1", "lag thresholds"}},
+		{"relative", Config{URL: "/hook/" + canary}, []string{"webhook url"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			tt.give.Defaults()
+			err := tt.give.Validate()
+			if len(tt.want) == 0 {
+				if err != nil {
+					t.Fatalf("Validate() = %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatal("Validate() = nil")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q, want %q in it", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), canary) {
+				t.Errorf("Validate() = %q carries the URL path", err)
+			}
+		})
+	}
+}
