@@ -243,4 +243,3 @@ func (n *Notifier) post(ctx context.Context, a Alert) error {
 	}
 	return nil
 }
-
