@@ -256,10 +256,6 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 	if known {
 		s.Lag = secs(t.p.lagAfter(seen, now))
 		s.LastSeq = &seen
-	} else if t.state == StateDown {
-		// Down: nothing shown since the last known position; keep the lag
-		// growing from the probe's own record.
-		s.Lag = nil
 	}
 	return s
 }

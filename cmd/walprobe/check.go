@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -23,8 +22,6 @@ type checkCmd struct {
 	Critical time.Duration `help:"Delay at which a target is CRITICAL." default:"5s"`
 	Timeout  time.Duration `help:"Give up measuring after this long; targets still without a timed beat are judged by their lag." default:"10s"`
 	Format   string        `help:"nagios: one status line with perfdata. pgpool: one delay in ms per --standby per line, -1 when not measured." default:"nagios" enum:"nagios,pgpool"`
-
-	exit func(int) `kong:"-"`
 }
 
 // Plugin statuses (Nagios plugin API).
@@ -37,17 +34,13 @@ const (
 
 var statusNames = [...]string{"OK", "WARNING", "CRITICAL", "UNKNOWN"}
 
-// Run exits the process with the plugin status itself: main maps errors to
-// 1 and 2 only, and a plugin must be able to say 3 (UNKNOWN) for a bad
-// configuration. check returns only after every component has stopped.
+// Run returns the plugin status as an exitStatus error, which main turns
+// into the process's exit code (a plugin must be able to say 3, UNKNOWN,
+// for a bad configuration). check returns only after every component has
+// stopped.
 func (c *checkCmd) Run(ctx context.Context, s streams) error {
-	code := c.check(ctx, s)
-	if code != statusOK {
-		exit := c.exit
-		if exit == nil {
-			exit = os.Exit
-		}
-		exit(code)
+	if code := c.check(ctx, s); code != statusOK {
+		return exitStatus(code)
 	}
 	return nil
 }

@@ -59,9 +59,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	kctx.BindTo(ctx, (*context.Context)(nil))
 	err = kctx.Run(streams{stdout, stderr})
 	var cfgErr *configError
+	var status exitStatus
 	switch {
 	case err == nil:
 		return 0
+	case errors.As(err, &status):
+		return int(status) // already reported by the command
 	case errors.As(err, &cfgErr):
 		fmt.Fprintln(stderr, "walprobe:", err)
 		return 2
@@ -70,6 +73,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 }
+
+// exitStatus is an error that carries a command's exit status when the
+// command has already printed what the user needs (walprobe check).
+type exitStatus int
+
+func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
 // streams carries the command's output writers into Run methods.
 type streams struct{ out, err io.Writer }
