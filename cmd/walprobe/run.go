@@ -27,6 +27,7 @@ type runCmd struct {
 	exportFlags
 	LogLevel  string `help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
+	alertFlags
 }
 
 // probeFlags are the flags that describe what to watch; demo fills them
@@ -124,6 +125,9 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	}
 	a, err := build(ctx, cfg, logger, r.exports(s))
 	if err != nil {
+		return err
+	}
+	if err := r.alertFlags.add(a, logger); err != nil {
 		return err
 	}
 	return a.run(ctx)
