@@ -143,7 +143,7 @@ func BenchmarkAccuracy(b *testing.B) {
 				// earliest moment the row could be visible. Late misses
 				// can be the standby replaying late (CPU), early ones
 				// cannot.
-				if v.VisibleAt.Add(v.ErrorBound+time.Millisecond).Before(tv) {
+				if v.VisibleAt.Add(v.ErrorBound + time.Millisecond).Before(tv) {
 					early++
 				}
 			}
