@@ -65,11 +65,14 @@ func (NopObserver) Stages(StreamStages)           {}
 
 // Visibility is when one beat became visible on one target.
 type Visibility struct {
-	Target     string
-	Kind       Kind
-	Beat       heartbeat.Beat
-	VisibleAt  time.Time     // estimate: midpoint of the bracketing interval
-	Delay      time.Duration // VisibleAt − Beat.Acked, never below 0
+	Target    string
+	Kind      Kind
+	Beat      heartbeat.Beat
+	VisibleAt time.Time // estimate: midpoint of the bracketing interval
+	// Delay is VisibleAt − Beat.Acked. It can be slightly negative: with
+	// asynchronous replication a fast standby may show a commit before the
+	// primary's reply reaches the probe. Delay ± ErrorBound is the interval.
+	Delay      time.Duration
 	ErrorBound time.Duration // half the bracketing interval
 }
 

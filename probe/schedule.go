@@ -1,6 +1,9 @@
 package probe
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // schedule decides when a reader polls for an outstanding beat.
 //
@@ -36,14 +39,20 @@ func (s *schedule) observe(d time.Duration) {
 	}
 }
 
-// expected returns the smallest and largest recent delays.
+// expected returns the smallest recent delay and a robust upper one: the
+// second largest, so one outlier (a catch-up after an outage, a slow
+// replay under load) does not widen the dense window of the next beats.
 func (s *schedule) expected() (lo, hi time.Duration, ok bool) {
 	if s.n == 0 {
 		return 0, 0, false
 	}
-	lo, hi = s.recent[0], s.recent[0]
-	for _, d := range s.recent[:s.n] {
-		lo, hi = min(lo, d), max(hi, d)
+	var sorted [len(s.recent)]time.Duration
+	copy(sorted[:], s.recent[:s.n])
+	ds := sorted[:s.n]
+	slices.Sort(ds)
+	lo, hi = ds[0], ds[len(ds)-1]
+	if len(ds) >= 4 {
+		hi = ds[len(ds)-2]
 	}
 	return lo, hi, true
 }
@@ -69,7 +78,7 @@ func (s *schedule) nextPoll(prev time.Duration) time.Duration {
 	// Dense until a little past the latest recent delay.
 	// The window is capped so one outlier (a catch-up after an outage)
 	// does not make every later beat poll densely for seconds.
-	denseEnd := min(hi, lo+100*time.Millisecond) + 20*time.Millisecond + lo/50
+	denseEnd := min(hi, lo+50*time.Millisecond) + 10*time.Millisecond + lo/50
 	if prev < denseEnd {
 		return prev + s.step
 	}

@@ -110,7 +110,7 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 		}
 		half := hi.Sub(lo) / 2
 		at := lo.Add(half)
-		v := Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: max(at.Sub(b.Acked), 0), ErrorBound: half}
+		v := Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: at.Sub(b.Acked), ErrorBound: half}
 		vis = append(vis, v)
 	})
 	t.lastSeen, t.lastSeenAt = seq, upper

@@ -188,7 +188,9 @@ func (m *Metrics) Missed(time.Time, error) { m.missed.Add(context.Background(), 
 
 // Visible implements probe.Observer.
 func (m *Metrics) Visible(v probe.Visibility) {
-	m.delay.Record(context.Background(), v.Delay.Seconds(), metric.WithAttributes(TargetAttrs(v.Target, v.Kind)...))
+	// Histograms take non-negative values: a beat visible before its ack
+	// counts as 0.
+	m.delay.Record(context.Background(), max(v.Delay, 0).Seconds(), metric.WithAttributes(TargetAttrs(v.Target, v.Kind)...))
 }
 
 // Transition implements probe.Observer.
