@@ -40,6 +40,24 @@ func Resource(ctx context.Context, cfg Config) (*resource.Resource, error) {
 	return r, nil
 }
 
+// target resolves the protocol and the endpoint flag for one signal, and
+// whether to use plaintext (--otlp-insecure or an http:// endpoint).
+func (cfg *Config) target(sig string) (proto string, ep *endpoint, insecure bool, err error) {
+	if proto, err = cfg.protocol(sig); err != nil {
+		return "", nil, false, err
+	}
+	insecure = cfg.Insecure
+	if cfg.Endpoint != "" {
+		e, err := parseEndpoint(cfg.Endpoint)
+		if err != nil {
+			return "", nil, false, fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+		ep = &e
+		insecure = insecure || e.scheme == "http"
+	}
+	return proto, ep, insecure, nil
+}
+
 // MetricReader returns a periodic reader exporting over OTLP, or ok false
 // when metrics export is not configured. Shutting down the MeterProvider
 // it is added to flushes and closes it.
@@ -47,17 +65,9 @@ func MetricReader(ctx context.Context, cfg Config, opts ...sdkmetric.PeriodicRea
 	if !cfg.Enabled(SignalMetrics) {
 		return nil, false, nil
 	}
-	proto, err := cfg.protocol(SignalMetrics)
+	proto, ep, insecure, err := cfg.target(SignalMetrics)
 	if err != nil {
 		return nil, false, err
-	}
-	var ep *endpoint
-	if cfg.Endpoint != "" {
-		e, err := parseEndpoint(cfg.Endpoint)
-		if err != nil {
-			return nil, false, fmt.Errorf("--otlp-endpoint: %w", err)
-		}
-		ep = &e
 	}
 	var exp sdkmetric.Exporter
 	switch proto {
@@ -65,10 +75,8 @@ func MetricReader(ctx context.Context, cfg Config, opts ...sdkmetric.PeriodicRea
 		var o []otlpmetricgrpc.Option
 		if ep != nil {
 			o = append(o, otlpmetricgrpc.WithEndpoint(ep.hostPort))
-			if cfg.Insecure || ep.scheme == "http" {
-				o = append(o, otlpmetricgrpc.WithInsecure())
-			}
-		} else if cfg.Insecure {
+		}
+		if insecure {
 			o = append(o, otlpmetricgrpc.WithInsecure())
 		}
 		exp, err = otlpmetricgrpc.New(ctx, o...)
@@ -76,10 +84,8 @@ func MetricReader(ctx context.Context, cfg Config, opts ...sdkmetric.PeriodicRea
 		var o []otlpmetrichttp.Option
 		if ep != nil {
 			o = append(o, otlpmetrichttp.WithEndpoint(ep.hostPort), otlpmetrichttp.WithURLPath(ep.path+"/v1/metrics"))
-			if cfg.Insecure || ep.scheme == "http" {
-				o = append(o, otlpmetrichttp.WithInsecure())
-			}
-		} else if cfg.Insecure {
+		}
+		if insecure {
 			o = append(o, otlpmetrichttp.WithInsecure())
 		}
 		exp, err = otlpmetrichttp.New(ctx, o...)
@@ -97,17 +103,9 @@ func TracerProvider(ctx context.Context, cfg Config, res *resource.Resource, opt
 	if !cfg.Enabled(SignalTraces) {
 		return nil, false, nil
 	}
-	proto, err := cfg.protocol(SignalTraces)
+	proto, ep, insecure, err := cfg.target(SignalTraces)
 	if err != nil {
 		return nil, false, err
-	}
-	var ep *endpoint
-	if cfg.Endpoint != "" {
-		e, err := parseEndpoint(cfg.Endpoint)
-		if err != nil {
-			return nil, false, fmt.Errorf("--otlp-endpoint: %w", err)
-		}
-		ep = &e
 	}
 	var exp sdktrace.SpanExporter
 	switch proto {
@@ -115,10 +113,8 @@ func TracerProvider(ctx context.Context, cfg Config, res *resource.Resource, opt
 		var o []otlptracegrpc.Option
 		if ep != nil {
 			o = append(o, otlptracegrpc.WithEndpoint(ep.hostPort))
-			if cfg.Insecure || ep.scheme == "http" {
-				o = append(o, otlptracegrpc.WithInsecure())
-			}
-		} else if cfg.Insecure {
+		}
+		if insecure {
 			o = append(o, otlptracegrpc.WithInsecure())
 		}
 		exp, err = otlptracegrpc.New(ctx, o...)
@@ -126,10 +122,8 @@ func TracerProvider(ctx context.Context, cfg Config, res *resource.Resource, opt
 		var o []otlptracehttp.Option
 		if ep != nil {
 			o = append(o, otlptracehttp.WithEndpoint(ep.hostPort), otlptracehttp.WithURLPath(ep.path+"/v1/traces"))
-			if cfg.Insecure || ep.scheme == "http" {
-				o = append(o, otlptracehttp.WithInsecure())
-			}
-		} else if cfg.Insecure {
+		}
+		if insecure {
 			o = append(o, otlptracehttp.WithInsecure())
 		}
 		exp, err = otlptracehttp.New(ctx, o...)
