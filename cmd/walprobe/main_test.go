@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -366,4 +368,36 @@ func sqlState(err error) string {
 		return pe.Code
 	}
 	return ""
+}
+
+// TestConfigPrecedence shows flags win over WALPROBE_* env, which wins over
+// the config file. Each source gives a different (invalid) interval, so the
+// error names the value that was chosen.
+func TestConfigPrecedence(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "walprobe.yaml")
+	if err := os.WriteFile(file, []byte("primary: host=127.0.0.1\ninterval: 10ms\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		env  string
+		args []string
+		want string
+	}{
+		{"file", "", nil, "--interval 10ms"},
+		{"env over file", "20ms", nil, "--interval 20ms"},
+		{"flag over env", "20ms", []string{"--interval", "30ms"}, "--interval 30ms"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.env != "" {
+				t.Setenv("WALPROBE_INTERVAL", tt.env)
+			}
+			var out, errb bytes.Buffer
+			code := run(append([]string{"--config", file, "run"}, tt.args...), &out, &errb)
+			if code != 2 || !strings.Contains(errb.String(), tt.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			}
+		})
+	}
 }
