@@ -194,7 +194,9 @@ func delayOf(t probe.TargetSnapshot) (d time.Duration, timed, ok bool) {
 	case t.State == probe.StateDown || t.State == probe.StatePromoted:
 		return 0, false, false
 	case t.BeatsTimed > 0 && t.Delay != nil:
-		return seconds(*t.Delay), true, true
+		// A beat visible before its ack reached the probe has delay 0 for
+		// a plugin (pgpool reads -1 as "down").
+		return max(seconds(*t.Delay), 0), true, true
 	case t.Lag != nil:
 		return seconds(*t.Lag), false, true
 	}
