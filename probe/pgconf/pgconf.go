@@ -37,6 +37,9 @@ func Parse(name, dsn string) (*pgx.ConnConfig, error) {
 		return nil, fmt.Errorf("%s: invalid DSN (%s): use a libpq URI (postgres://user@host:5432/db) or key=value pairs (host=... port=... dbname=...)", name, Redact(dsn, reason(err)))
 	}
 	cfg.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	// Simple protocol never uses pgx's statement or description caches;
+	// with one connection per target they would only cost memory.
+	cfg.StatementCacheCapacity, cfg.DescriptionCacheCapacity = 0, 0
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnTimeout
 	}
