@@ -215,50 +215,46 @@ func BenchmarkAccuracy(b *testing.B) {
 		det.add(scen, fmtSec(res.lagging, res.laggingOK), fmtSec(res.stalled, res.stalledOK), fmtSec(res.exp, res.expOK), fmtSec(res.age, res.ageOK))
 	}
 
-	b.Run("receiver_cut_20s", func(b *testing.B) {
-		for b.Loop() {
-			r := newRig(b, c, accInterval, standby)
-			r.waitTimed(4, 30*time.Second)
-			res := runFault(b, r, "standby1", sb, standbyClassicSQL, func() error { return c.CutReceiver(ctx, sb) }, 20*time.Second)
-			if err := c.RestoreReceiver(ctx, sb); err != nil {
-				b.Fatal(err)
+	subscriber := spec{"subscriber", probe.KindSubscriber, c.Subscriber.DSN("walprobe")}
+	standbyExtra := func(res faultResult) string {
+		return fmt.Sprintf("exporter %s, replay-ts age %s", fmtF(res.expNow, "s"), fmtF(res.ageNow, "s"))
+	}
+	for _, f := range []struct {
+		name        string
+		target      spec
+		server      *cluster.Server
+		classicSQL  string
+		inject      func() error
+		restore     func() error
+		restoreName string
+		dur         time.Duration
+		extra       func(faultResult) string
+	}{
+		{"receiver_cut_20s", standby, sb, standbyClassicSQL, func() error { return c.CutReceiver(ctx, sb) },
+			func() error { return c.RestoreReceiver(ctx, sb) }, "RestoreReceiver", 20 * time.Second, standbyExtra},
+		{"replay_paused_15s", standby, sb, standbyClassicSQL, func() error { return c.PauseReplay(ctx, sb) },
+			func() error { return c.ResumeReplay(ctx, sb) }, "ResumeReplay", 15 * time.Second, standbyExtra},
+		{"subscription_disabled_15s", subscriber, c.Subscriber, subscriberClassicSQL, func() error { return c.DisableSubscription(ctx) },
+			func() error { return c.EnableSubscription(ctx) }, "EnableSubscription", 15 * time.Second,
+			func(res faultResult) string {
+				return fmt.Sprintf("last_msg_receipt age %s, latest_end age %s", fmtF(res.expNow, "s"), fmtF(res.ageNow, "s"))
+			}},
+	} {
+		b.Run(f.name, func(b *testing.B) {
+			for b.Loop() {
+				r := newRig(b, c, accInterval, f.target)
+				r.waitTimed(4, 30*time.Second)
+				res := runFault(b, r, f.target.name, f.server, f.classicSQL, f.inject, f.dur)
+				if err := f.restore(); err != nil {
+					b.Fatal(err)
+				}
+				rec, ok := r.waitState(f.target.name, probe.StateHealthy, 30*time.Second)
+				r.stop()
+				faultRow(b, f.name, res, f.extra(res))
+				acc.rows[len(acc.rows)-1][4] += fmt.Sprintf("; healthy %s after %s", fmtSec(rec, ok), f.restoreName)
 			}
-			rec, ok := r.waitState("standby1", probe.StateHealthy, 30*time.Second)
-			r.stop()
-			faultRow(b, "receiver_cut_20s", res, fmt.Sprintf("exporter %s, replay-ts age %s", fmtF(res.expNow, "s"), fmtF(res.ageNow, "s")))
-			acc.rows[len(acc.rows)-1][4] += fmt.Sprintf("; healthy %s after RestoreReceiver", fmtSec(rec, ok))
-		}
-	})
-
-	b.Run("replay_paused_15s", func(b *testing.B) {
-		for b.Loop() {
-			r := newRig(b, c, accInterval, standby)
-			r.waitTimed(4, 30*time.Second)
-			res := runFault(b, r, "standby1", sb, standbyClassicSQL, func() error { return c.PauseReplay(ctx, sb) }, 15*time.Second)
-			if err := c.ResumeReplay(ctx, sb); err != nil {
-				b.Fatal(err)
-			}
-			rec, ok := r.waitState("standby1", probe.StateHealthy, 30*time.Second)
-			r.stop()
-			faultRow(b, "replay_paused_15s", res, fmt.Sprintf("exporter %s, replay-ts age %s", fmtF(res.expNow, "s"), fmtF(res.ageNow, "s")))
-			acc.rows[len(acc.rows)-1][4] += fmt.Sprintf("; healthy %s after ResumeReplay", fmtSec(rec, ok))
-		}
-	})
-
-	b.Run("subscription_disabled_15s", func(b *testing.B) {
-		for b.Loop() {
-			r := newRig(b, c, accInterval, spec{"subscriber", probe.KindSubscriber, c.Subscriber.DSN("walprobe")})
-			r.waitTimed(4, 30*time.Second)
-			res := runFault(b, r, "subscriber", c.Subscriber, subscriberClassicSQL, func() error { return c.DisableSubscription(ctx) }, 15*time.Second)
-			if err := c.EnableSubscription(ctx); err != nil {
-				b.Fatal(err)
-			}
-			rec, ok := r.waitState("subscriber", probe.StateHealthy, 30*time.Second)
-			r.stop()
-			faultRow(b, "subscription_disabled_15s", res, fmt.Sprintf("last_msg_receipt age %s, latest_end age %s", fmtF(res.expNow, "s"), fmtF(res.ageNow, "s")))
-			acc.rows[len(acc.rows)-1][4] += fmt.Sprintf("; healthy %s after EnableSubscription", fmtSec(rec, ok))
-		}
-	})
+		})
+	}
 
 	b.Run("idle_primary_30s", func(b *testing.B) {
 		for b.Loop() {
