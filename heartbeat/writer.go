@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +40,9 @@ type Writer struct {
 	logger *slog.Logger
 	now    func() time.Time
 	paused atomic.Bool
+	// lastSeq is the seq of the last acked beat; only Run's goroutine
+	// touches it.
+	lastSeq int64
 }
 
 // SetPaused stops (true) or resumes (false) writing beats without counting
@@ -83,6 +87,17 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 const UpsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
 VALUES ($1, 1, clock_timestamp())
 ON CONFLICT (probe_id) DO UPDATE SET seq = h.seq + 1, written_at = EXCLUDED.written_at
+RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
+
+// upsertAfterSQL is UpsertSQL that never goes back below $2, the last seq
+// this writer had acked. After a failover the promoted server's row lags
+// the old primary's by the beats written there but never replicated; seq
+// must still grow, or the probe's history (kept in seq order) would see
+// beats from the past and every target's lag would be computed against
+// beats that no longer exist.
+const upsertAfterSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
+VALUES ($1, $2::bigint + 1, clock_timestamp())
+ON CONFLICT (probe_id) DO UPDATE SET seq = GREATEST(h.seq, $2::bigint) + 1, written_at = EXCLUDED.written_at
 RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 
 // Run writes beats until ctx is done. A primary that is down or in
@@ -174,7 +189,7 @@ func (w *Writer) beat(ctx context.Context, conn *pgx.Conn) (Beat, error) {
 		lsn string
 	)
 	b.Sent = w.now()
-	err := conn.QueryRow(ctx, UpsertSQL, w.cfg.ProbeID).Scan(&b.Seq, &b.PrimaryTime, &lsn)
+	err := conn.QueryRow(ctx, upsertAfterSQL, w.cfg.ProbeID, w.lastSeq).Scan(&b.Seq, &b.PrimaryTime, &lsn)
 	b.Acked = w.now()
 	if err != nil {
 		return Beat{}, fmt.Errorf("upsert beat: %w", err)
@@ -182,6 +197,7 @@ func (w *Writer) beat(ctx context.Context, conn *pgx.Conn) (Beat, error) {
 	if b.LSN, err = ParseLSN(lsn); err != nil {
 		return Beat{}, err
 	}
+	w.lastSeq = b.Seq
 	return b, nil
 }
 
@@ -211,13 +227,22 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		}
 		return nil
 	}
-	var canWrite bool
-	if err := conn.QueryRow(ctx, "SELECT has_table_privilege($1, 'INSERT, UPDATE, SELECT')", QualTable).Scan(&canWrite); err != nil {
+	// has_table_privilege with a list is true when ANY listed privilege is
+	// held: ask for each one, and for the schema, on its own.
+	var missing []string
+	err = conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
+		CASE WHEN has_schema_privilege($1, 'USAGE') THEN NULL ELSE 'USAGE on schema '||$1 END,
+		CASE WHEN has_table_privilege($2, 'SELECT') THEN NULL ELSE 'SELECT' END,
+		CASE WHEN has_table_privilege($2, 'INSERT') THEN NULL ELSE 'INSERT' END,
+		CASE WHEN has_table_privilege($2, 'UPDATE') THEN NULL ELSE 'UPDATE' END], NULL)`, Schema, QualTable).Scan(&missing)
+	if err != nil {
 		return pgconf.Explain("primary", cfg, err)
 	}
-	if !canWrite {
-		return fmt.Errorf("user %q may not write %s on %s; run as an administrator:\n\n%s", cfg.User, QualTable, pgconf.Addr(cfg),
-			Script(SetupSQL(SetupOptions{Role: cfg.User})))
+	if len(missing) > 0 {
+		grants := SetupSQL(SetupOptions{Role: cfg.User})
+		grants = grants[len(TableSQL()):]
+		return fmt.Errorf("user %q may not write %s on %s (missing %s); run as an administrator: %s: %w",
+			cfg.User, QualTable, pgconf.Addr(cfg), strings.Join(missing, ", "), strings.Join(grants, "; "), ErrNoPrivilege)
 	}
 	return nil
 }

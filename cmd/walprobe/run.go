@@ -43,6 +43,7 @@ type probeFlags struct {
 	Stream       bool          `help:"Time beats on the WAL stream with a temporary logical slot (role needs REPLICATION)." default:"true" negatable:""`
 	LagThreshold time.Duration `help:"Lag at which a target is lagging (default: max(1s, 2 intervals))." placeholder:"DURATION"`
 	StallAfter   time.Duration `help:"A target with beats outstanding that shows none for this long is stalled (default: max(10s, 5 intervals))." placeholder:"DURATION"`
+	PasswordFile string        `help:"File whose first line is the password for the primary and every target that gets none from its DSN, PGPASSWORD or ~/.pgpass. Must not be readable by others (chmod 600)." name:"password-file" placeholder:"FILE"`
 }
 
 // targetSpec is one parsed NAME=DSN.
@@ -110,6 +111,16 @@ func (f probeFlags) validate() (*config, error) {
 			c.targets = append(c.targets, targetSpec{name: name, kind: g.kind, conn: cfg})
 		}
 	}
+	if f.PasswordFile != "" {
+		if pw, err := readPasswordFile(f.PasswordFile); err != nil {
+			errs = append(errs, err)
+		} else {
+			fillPassword(pw, c.primary)
+			for _, t := range c.targets {
+				fillPassword(pw, t.conn)
+			}
+		}
+	}
 	c.probe = probe.Config{ProbeID: id, Interval: f.Interval, LagThreshold: f.LagThreshold, StallAfter: f.StallAfter}
 	if err := errors.Join(errs...); err != nil {
 		return nil, &configError{msg: err.Error()}
@@ -153,7 +164,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 	var pgErr *pgconf.Error
 	switch {
 	case err == nil:
-	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery):
+	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege):
 		return nil, &configError{msg: err.Error()}
 	case errors.As(err, &pgErr):
 		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
