@@ -1,5 +1,6 @@
-// Package api serves walprobe's HTTP surface: /metrics (Prometheus text),
-// /v1/state (JSON), /healthz. Extra routes (history, status page,
+// Package api serves walprobe's HTTP surface: the status page at /,
+// /metrics (Prometheus text), /v1/state (JSON), /healthz (the process
+// serves) and /readyz (the probe is writing beats). Extra routes (history,
 // readiness per target) are added with Handle.
 //
 // Nothing it serves carries a DSN or a password: targets are named by
@@ -38,6 +39,8 @@ func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
+	s.mux.Handle(ReadyzPattern, Readyz(p))
+	s.mux.Handle(StatusPattern, Status())
 	return s
 }
 
