@@ -5,9 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe/pgconf"
@@ -34,7 +39,8 @@ type Reader struct {
 	logger *slog.Logger
 	now    func() time.Time
 	sched  *schedule
-	polls  int64 // queries sent; only the Run goroutine touches it
+	sql    readerSQL
+	polls  atomic.Int64 // queries sent
 }
 
 // NewReader validates cfg and registers the target with p.
@@ -46,6 +52,9 @@ func NewReader(cfg ReaderConfig, p *Probe, logger *slog.Logger) (*Reader, error)
 	}
 	if cfg.Conn == nil {
 		return nil, fmt.Errorf("target %q: DSN is required", cfg.Name)
+	}
+	if strings.ContainsRune(cfg.ProbeID, 0) {
+		return nil, fmt.Errorf("target %q: probe id contains a NUL byte: use printable characters", cfg.Name)
 	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = p.cfg.Interval
@@ -61,15 +70,15 @@ func NewReader(cfg ReaderConfig, p *Probe, logger *slog.Logger) (*Reader, error)
 		logger: logger.With("component", "reader", "target", cfg.Name, "kind", string(cfg.Kind)),
 		now:    time.Now,
 		sched:  newSchedule(cfg.Interval),
+		sql:    newReaderSQL(cfg.Kind, cfg.ProbeID),
 	}, nil
 }
 
 // Target returns the reader's target handle.
 func (r *Reader) Target() *Target { return r.target }
 
-// Polls returns how many queries the reader has sent (for benchmarks; read
-// it only after Run has returned).
-func (r *Reader) Polls() int64 { return r.polls }
+// Polls returns how many queries the reader has sent (for benchmarks).
+func (r *Reader) Polls() int64 { return r.polls.Load() }
 
 // Run polls until ctx is done. Connection failures are states: the target
 // goes down and the reader reconnects with capped, jittered backoff.
@@ -104,8 +113,27 @@ func (r *Reader) Run(ctx context.Context) error {
 	return nil
 }
 
+// pollTimeout bounds one poll; a target that does not answer within it is
+// down (the connection is dropped and redialled).
+func (r *Reader) pollTimeout() time.Duration { return max(2*r.cfg.Interval, 2*time.Second) }
+
 // session polls on one connection until it fails or ctx ends.
+//
+// The hot path is built for many targets per probe: queries go straight to
+// pgconn with the probe id already in the SQL text (no argument
+// interpolation, no pgx row machinery), the one row is parsed from its
+// text bytes in place, and neither a context nor a timer is allocated per
+// poll. The poll timeout is a deadline on the socket, and ctx is watched
+// once per session.
 func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
+	pc := conn.PgConn()
+	nc := pc.Conn()
+	// Ending ctx interrupts a poll in flight; the session then returns.
+	stop := context.AfterFunc(ctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
 	var (
 		prevStart   time.Time // start of the latest poll
 		lastClassic time.Time
@@ -114,7 +142,14 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 	)
 	poll := func(withClassic bool) error {
 		start := r.now()
-		seq, err := r.query(ctx, conn, withClassic)
+		if err := nc.SetDeadline(start.Add(r.pollTimeout())); err != nil {
+			return fmt.Errorf("poll: %w", err)
+		}
+		if ctx.Err() != nil {
+			// The deadline above may have replaced the one ctx set.
+			return ctx.Err()
+		}
+		seq, err := r.query(pc, withClassic)
 		end := r.now()
 		if err != nil {
 			return err
@@ -132,6 +167,26 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		}
 		return nil
 	}
+	// wait sleeps for d, or until ctx ends or wake (may be nil) fires; it
+	// reports whether d elapsed.
+	wait := func(d time.Duration, wake <-chan struct{}) (elapsed, live bool) {
+		timer.Reset(d)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return false, false
+		case <-wake:
+			timer.Stop()
+			return false, true
+		case <-timer.C:
+			return true, true
+		}
+	}
+	// The classic numbers ride on a beat's first poll: they are due a
+	// quarter interval early so the writer's jitter does not cost a poll
+	// of its own. While no beat comes (the primary is down or idle) they
+	// are refreshed on their own, every interval and a half.
+	classicSlack := r.cfg.Interval / 4
 	// The first poll places the target: beats it already shows are not timed.
 	if err := poll(true); err != nil {
 		return err
@@ -139,7 +194,7 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 	for {
 		seen, _ := r.target.LastSeen()
 		beat, outstanding := r.p.ring.FirstAfter(seen)
-		classicDue := r.now().Sub(lastClassic) >= r.cfg.Interval
+		sinceClassic := r.now().Sub(lastClassic)
 		if !outstanding {
 			// Idle: nothing to time. Wake for the next beat, or to refresh
 			// the classic numbers (which also notices a promotion).
@@ -148,38 +203,48 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			if _, ok := r.p.ring.FirstAfter(seen); ok {
 				continue // a beat landed between the check and the wait
 			}
-			t := time.NewTimer(max(r.cfg.Interval-r.now().Sub(lastClassic), 0))
-			select {
-			case <-ctx.Done():
-				t.Stop()
+			elapsed, live := wait(max(r.cfg.Interval+r.cfg.Interval/2-sinceClassic, 0), wake)
+			if !live {
 				return nil
-			case <-wake:
-				t.Stop()
-				continue
-			case <-t.C:
-				if err := poll(true); err != nil {
-					return err
-				}
-				continue
 			}
+			if elapsed {
+				if err := poll(true); err != nil {
+					return r.pollErr(ctx, err)
+				}
+			}
+			continue
 		}
 		if beat.Seq != pollFor {
 			pollFor, prevAt = beat.Seq, -1
 		}
 		at := r.sched.nextPoll(prevAt)
 		prevAt = at
-		if wait := beat.Acked.Add(at).Sub(r.now()); wait > 0 {
-			if !sleep(ctx, wait) {
+		if d := beat.Acked.Add(at).Sub(r.now()); d > 0 {
+			if _, live := wait(d, nil); !live {
 				return nil
 			}
 		}
-		if err := poll(classicDue); err != nil {
-			return err
+		if err := poll(sinceClassic >= r.cfg.Interval-classicSlack); err != nil {
+			return r.pollErr(ctx, err)
 		}
 	}
 }
 
-const pollSQL = `SELECT seq FROM ` + heartbeat.QualTable + ` WHERE probe_id = $1`
+// pollErr turns a failed poll into the session's result: nil when ctx
+// ended (the deadline ctx set interrupted the poll), else the error, with
+// a socket deadline named as the timeout it is.
+func (r *Reader) pollErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("poll: no reply within %v: %w", r.pollTimeout(), err)
+	}
+	return err
+}
+
+// pollSQL reads the probe's heartbeat row; %s is the probe id literal.
+const pollSQL = `SELECT seq FROM ` + heartbeat.QualTable + ` WHERE probe_id = %s`
 
 // standbySQL is one poll plus the classic numbers. The exporter-style
 // column is the CASE expression common exporters use: it reads 0 whenever
@@ -201,76 +266,204 @@ const subscriberSQL = `SELECT (` + pollSQL + `),
   count(pid)
 FROM pg_stat_subscription`
 
+// quoteLiteral returns s as an escape-string literal, which means the same
+// whatever standard_conforming_strings is set to.
+func quoteLiteral(s string) string {
+	s = strings.ReplaceAll(s, `\`, `\\`)
+	s = strings.ReplaceAll(s, `'`, `''`)
+	return `E'` + s + `'`
+}
+
+// readerSQL holds one reader's statements with its probe id filled in.
+type readerSQL struct {
+	poll, classic string
+	columns       int // columns of the classic row
+}
+
+func newReaderSQL(kind Kind, probeID string) readerSQL {
+	lit := quoteLiteral(probeID)
+	q := readerSQL{poll: fmt.Sprintf(pollSQL, lit)}
+	if kind == KindSubscriber {
+		q.classic, q.columns = fmt.Sprintf(subscriberSQL, lit), 5
+	} else {
+		q.classic, q.columns = fmt.Sprintf(standbySQL, lit), 6
+	}
+	return q
+}
+
+// errShape reports a reply that is not the one row the statement returns
+// (a misbehaving pooler or proxy in between).
+var errShape = errors.New("unexpected reply shape")
+
 // query runs one poll and returns the seq the target shows (0 when the
 // row does not exist there yet).
-func (r *Reader) query(ctx context.Context, conn *pgx.Conn, withClassic bool) (int64, error) {
-	ctx, cancel := context.WithTimeout(ctx, max(2*r.cfg.Interval, 2*time.Second))
-	defer cancel()
-	r.polls++
-	var seq *int64
-	if !withClassic {
-		err := conn.QueryRow(ctx, pollSQL, r.cfg.ProbeID).Scan(&seq)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return 0, nil
-		}
-		return deref(seq), wrapPoll(err)
+func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, error) {
+	r.polls.Add(1)
+	sql := r.sql.poll
+	if withClassic {
+		sql = r.sql.classic
 	}
-	c := Classic{At: r.now()}
-	switch r.cfg.Kind {
-	case KindSubscriber:
-		var rec, send, end *float64
-		var workers int64
-		if err := conn.QueryRow(ctx, subscriberSQL, r.cfg.ProbeID).Scan(&seq, &rec, &send, &end, &workers); err != nil {
-			return 0, wrapPoll(err)
-		}
-		c.SubscriptionReceiptAge, c.SubscriptionSendAge, c.SubscriptionEndAge = fsecs(rec), fsecs(send), fsecs(end)
-		c.SubscriptionWorkers = &workers
-	default:
-		var inRec bool
-		var age, exp *float64
-		var gap *int64
-		var status *string
-		if err := conn.QueryRow(ctx, standbySQL, r.cfg.ProbeID).Scan(&seq, &inRec, &age, &exp, &gap, &status); err != nil {
-			return 0, wrapPoll(err)
-		}
-		c.InRecovery, c.ReplayTimestampAge, c.ExporterLag, c.ReceiveReplayGapBytes, c.ReceiverStatus = &inRec, fsecs(age), fsecs(exp), gap, status
-		if r.cfg.Kind == KindStandby {
-			if inRec {
-				r.target.InRecovery()
-			} else {
-				r.target.Promoted()
+	var (
+		seq  int64
+		rows int
+		c    Classic
+		perr error
+	)
+	// context.Background, exactly: pgconn then watches no context (the
+	// socket deadline bounds the poll).
+	mrr := pc.Exec(context.Background(), sql)
+	for mrr.NextResult() {
+		rr := mrr.ResultReader()
+		for rr.NextRow() {
+			rows++
+			if rows > 1 || perr != nil {
+				continue
 			}
+			vals := rr.Values()
+			if !withClassic {
+				if len(vals) != 1 {
+					perr = fmt.Errorf("%w: %d columns, want 1", errShape, len(vals))
+					continue
+				}
+				seq, perr = parseSeq(vals[0])
+				continue
+			}
+			seq, c, perr = r.parseClassic(vals)
+		}
+		if _, err := rr.Close(); err != nil && perr == nil {
+			perr = err
+		}
+	}
+	if err := mrr.Close(); err != nil {
+		return 0, fmt.Errorf("poll: %w", err)
+	}
+	if perr != nil {
+		return 0, fmt.Errorf("poll: %w", perr)
+	}
+	if rows > 1 {
+		return 0, fmt.Errorf("poll: %w: %d rows, want at most 1", errShape, rows)
+	}
+	if !withClassic {
+		return seq, nil
+	}
+	if rows != 1 {
+		return 0, fmt.Errorf("poll: %w: no row for the classic numbers", errShape)
+	}
+	c.At = r.now()
+	if r.cfg.Kind == KindStandby && c.InRecovery != nil {
+		if *c.InRecovery {
+			r.target.InRecovery()
+		} else {
+			r.target.Promoted()
 		}
 	}
 	r.target.SetClassic(c)
-	return deref(seq), nil
+	return seq, nil
 }
 
-func wrapPoll(err error) error {
-	if err == nil {
-		return nil
+// parseClassic parses the classic row (standbySQL or subscriberSQL).
+func (r *Reader) parseClassic(vals [][]byte) (int64, Classic, error) {
+	var c Classic
+	if len(vals) != r.sql.columns {
+		return 0, c, fmt.Errorf("%w: %d columns, want %d", errShape, len(vals), r.sql.columns)
 	}
-	return fmt.Errorf("poll: %w", err)
+	seq, err := parseSeq(vals[0])
+	if err != nil {
+		return 0, c, err
+	}
+	var errs [5]error
+	if r.cfg.Kind == KindSubscriber {
+		c.SubscriptionReceiptAge, errs[0] = parseSecs(vals[1])
+		c.SubscriptionSendAge, errs[1] = parseSecs(vals[2])
+		c.SubscriptionEndAge, errs[2] = parseSecs(vals[3])
+		c.SubscriptionWorkers, errs[3] = parseInt(vals[4])
+		return seq, c, errors.Join(errs[:]...)
+	}
+	switch string(vals[1]) {
+	case "t":
+		c.InRecovery = new(true)
+	case "f":
+		c.InRecovery = new(false)
+	default:
+		errs[0] = fmt.Errorf("%w: pg_is_in_recovery() = %q", errShape, vals[1])
+	}
+	c.ReplayTimestampAge, errs[1] = parseSecs(vals[2])
+	c.ExporterLag, errs[2] = parseSecs(vals[3])
+	c.ReceiveReplayGapBytes, errs[3] = parseInt(vals[4])
+	if vals[5] != nil {
+		c.ReceiverStatus = new(string(vals[5]))
+	}
+	return seq, c, errors.Join(errs[:]...)
 }
 
-func deref(p *int64) int64 {
-	if p == nil {
-		return 0
+// parseSeq parses the heartbeat seq column; NULL (no row yet) is 0.
+func parseSeq(b []byte) (int64, error) {
+	if b == nil {
+		return 0, nil
 	}
-	return *p
+	n, ok := atoi(b)
+	if !ok {
+		return 0, fmt.Errorf("%w: seq %q", errShape, b)
+	}
+	return n, nil
 }
 
-func fsecs(f *float64) *Seconds {
-	if f == nil {
-		return nil
+func parseInt(b []byte) (*int64, error) {
+	if b == nil {
+		return nil, nil
 	}
-	s := Seconds(*f)
-	return &s
+	n, ok := atoi(b)
+	if !ok {
+		return nil, fmt.Errorf("%w: integer %q", errShape, b)
+	}
+	return &n, nil
+}
+
+func parseSecs(b []byte) (*Seconds, error) {
+	if b == nil {
+		return nil, nil
+	}
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return nil, fmt.Errorf("%w: number %q", errShape, b)
+	}
+	s := Seconds(f)
+	return &s, nil
+}
+
+// atoi parses a decimal int64 without allocating.
+func atoi(b []byte) (int64, bool) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	if neg {
+		if n > 1<<63 {
+			return 0, false
+		}
+		return -int64(n), true
+	}
+	if n > 1<<63-1 {
+		return 0, false
+	}
+	return int64(n), true
 }
 
 func closeConn(c *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
+	// Clear the poll deadline (or the one ctx set) so Terminate can go out.
+	_ = c.PgConn().Conn().SetDeadline(time.Time{})
 	_ = c.Close(ctx)
 }
 
@@ -284,4 +477,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+func fsecs(f *float64) *Seconds {
+	if f == nil {
+		return nil
+	}
+	s := Seconds(*f)
+	return &s
 }

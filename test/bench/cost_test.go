@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -130,40 +132,136 @@ func rssKB() int64 {
 	return 0
 }
 
+// scaleSettle is how long the scale benchmark waits after every target has
+// timed two beats before it starts measuring: the start-up connects (SCRAM
+// is deliberately expensive) and the garbage they leave are not the steady
+// state a long-running probe pays for.
+const scaleSettle = 3 * time.Second
+
+// scaleWindow is the measured steady-state window.
+const scaleWindow = 10 * time.Second
+
+// profileDir, when WALPROBE_BENCH_PROFILE names a directory, receives a CPU
+// profile of each scale scenario's steady window and a heap profile at its
+// end (go tool pprof reads both).
+var profileDir = os.Getenv("WALPROBE_BENCH_PROFILE")
+
 func BenchmarkScale(b *testing.B) {
 	// 1,000 readers need 1,000 sessions on the standby (and its primary).
 	c := startCluster(b, cluster.Options{Standbys: 1, ExtraConf: []string{"max_connections = 1200"}})
 	sb := c.Standbys[0]
-	tb := &table{title: "Scale (N reader targets on one standby, 10s measured; CPU and RSS are the whole bench process: probe, writer, pgx)"}
-	tb.add("targets", "interval", "CPU % of one core", "RSS", "p99 error bound", "p99 delay", "beats timed")
+	tb := &table{title: fmt.Sprintf("Scale (N reader targets on one standby; steady state: %v measured after every target timed 2 beats and %v settling; CPU is process CPU time (rusage) of the whole bench process: probe, writer, pgx; RSS at the end of the window)", scaleWindow, scaleSettle)}
+	tb.add("targets", "interval", "CPU % of one core", "RSS", "p99 error bound", "p99 delay", "polls/beat/target", "beats timed", "beats missed", "start-up")
 	defer func() { fmt.Print(tb.String(), "\n") }()
 	for _, sc := range []struct {
 		n  int
 		iv time.Duration
 	}{{10, time.Second}, {100, time.Second}, {1000, time.Second}, {10, 100 * time.Millisecond}, {100, 100 * time.Millisecond}, {1000, 100 * time.Millisecond}} {
 		n, iv := sc.n, sc.iv
-		b.Run(fmt.Sprintf("targets_%d_interval_%s", n, iv), func(b *testing.B) {
+		name := fmt.Sprintf("targets_%d_interval_%s", n, iv)
+		b.Run(name, func(b *testing.B) {
 			for b.Loop() {
 				var specs []spec
 				for i := range n {
-					specs = append(specs, spec{fmt.Sprintf("t%03d", i), probe.KindStandby, sb.DSN("walprobe")})
+					specs = append(specs, spec{fmt.Sprintf("t%04d", i), probe.KindStandby, sb.DSN("walprobe")})
 				}
+				cpuS, tS := rusage(), time.Now()
 				r := newRig(b, c, iv, specs...)
-				r.waitTimed(2, 60*time.Second)
+				r.waitTimed(2, 120*time.Second)
+				cpuUp, up := rusage()-cpuS, time.Since(tS)
+				time.Sleep(scaleSettle)
+				r.obs.reset()
+				polls0 := r.polls()
+				beats0, missed0 := r.obs.beatCount(), r.p.Snapshot().BeatsMissed
+				stopProfile := startProfile(b, name)
 				cpu0, t0 := rusage(), time.Now()
-				time.Sleep(10 * time.Second)
+				time.Sleep(scaleWindow)
 				cpu1, wall := rusage(), time.Since(t0)
+				stopProfile()
 				rss := rssKB()
+				beats, missed := r.obs.beatCount()-beats0, r.p.Snapshot().BeatsMissed-missed0
+				polls := r.polls() - polls0
+				// Beats acked in the window that a target had not timed
+				// half a second after the window (a generous grace: the
+				// loaded standby's p99 delay is tens of ms).
+				time.Sleep(500 * time.Millisecond)
 				vs := r.obs.all()
 				r.stop()
+				var names []string
+				for _, sp := range specs {
+					names = append(names, sp.name)
+				}
+				untimed := untimedBeats(vs, r.obs.acked(), t0, t0.Add(wall), names)
 				pctCPU := float64(cpu1-cpu0) / float64(wall) * 100
+				perBeat := float64(polls) / float64(max(beats, 1)) / float64(n)
 				b.ReportMetric(pctCPU, "%cpu")
 				b.ReportMetric(float64(rss)/1024, "rss-MB")
 				b.ReportMetric(ms(pct(bounds(vs), .99)), "p99-bound-ms")
 				b.ReportMetric(ms(pct(delays(vs), .99)), "p99-delay-ms")
+				b.ReportMetric(perBeat, "polls/beat/target")
+				b.ReportMetric(float64(missed), "writer-missed")
+				b.ReportMetric(float64(untimed), "untimed-target-beats")
+				b.ReportMetric(cpuUp.Seconds(), "startup-cpu-s")
+				b.ReportMetric(up.Seconds(), "startup-s")
 				tb.add(fmt.Sprint(n), iv.String(), fmt.Sprintf("%.1f%%", pctCPU), fmt.Sprintf("%.1f MB", float64(rss)/1024),
-					fmt.Sprintf("%.2fms", ms(pct(bounds(vs), .99))), fmt.Sprintf("%.2fms", ms(pct(delays(vs), .99))), fmt.Sprint(len(vs)))
+					fmt.Sprintf("%.2fms", ms(pct(bounds(vs), .99))), fmt.Sprintf("%.2fms", ms(pct(delays(vs), .99))),
+					fmt.Sprintf("%.2f", perBeat), fmt.Sprint(len(vs)),
+					fmt.Sprintf("writer %d of %d, untimed %d of %d", missed, beats+missed, untimed, beats*int64(n)),
+					fmt.Sprintf("%.1fs wall, %.1f CPU-s", up.Seconds(), cpuUp.Seconds()))
 			}
 		})
+	}
+}
+
+// untimedBeats counts (target, beat) pairs, for the beats acked in
+// [from, to), that no visibility in vs timed.
+func untimedBeats(vs []probe.Visibility, acked []heartbeat.Beat, from, to time.Time, targets []string) int64 {
+	timed := make(map[string]map[int64]bool, len(targets))
+	for _, v := range vs {
+		m := timed[v.Target]
+		if m == nil {
+			m = map[int64]bool{}
+			timed[v.Target] = m
+		}
+		m[v.Beat.Seq] = true
+	}
+	var n int64
+	for _, b := range acked {
+		if b.Acked.Before(from) || !b.Acked.Before(to) {
+			continue
+		}
+		for _, t := range targets {
+			if !timed[t][b.Seq] {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// startProfile starts a CPU profile into profileDir (no-op when unset) and
+// returns the function that stops it and writes a heap profile.
+func startProfile(b *testing.B, name string) func() {
+	if profileDir == "" {
+		return func() {}
+	}
+	cpu, err := os.Create(filepath.Join(profileDir, "cpu-"+name+".pprof"))
+	if err != nil {
+		b.Fatalf("WALPROBE_BENCH_PROFILE: %v", err)
+	}
+	if err := pprof.StartCPUProfile(cpu); err != nil {
+		b.Fatalf("cpu profile: %v", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		cpu.Close()
+		heap, err := os.Create(filepath.Join(profileDir, "heap-"+name+".pprof"))
+		if err != nil {
+			b.Fatalf("WALPROBE_BENCH_PROFILE: %v", err)
+		}
+		defer heap.Close()
+		if err := pprof.Lookup("heap").WriteTo(heap, 0); err != nil {
+			b.Fatalf("heap profile: %v", err)
+		}
 	}
 }

@@ -47,12 +47,20 @@ type collector struct {
 	mu    sync.Mutex
 	vis   map[string][]probe.Visibility
 	beats int64
+	seqs  []heartbeat.Beat // every acked beat, in order
 }
 
-func (c *collector) Beat(heartbeat.Beat) {
+func (c *collector) Beat(b heartbeat.Beat) {
 	c.mu.Lock()
 	c.beats++
+	c.seqs = append(c.seqs, b)
 	c.mu.Unlock()
+}
+
+func (c *collector) acked() []heartbeat.Beat {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.seqs)
 }
 
 func (c *collector) Visible(v probe.Visibility) {
@@ -165,6 +173,15 @@ func (r *rig) stop() {
 		r.cancel()
 		r.wg.Wait()
 	})
+}
+
+// polls sums Reader.Polls over the rig's readers.
+func (r *rig) polls() int64 {
+	var n int64
+	for _, rd := range r.readers {
+		n += rd.Polls()
+	}
+	return n
 }
 
 func (r *rig) target(name string) *probe.Target {
