@@ -22,8 +22,20 @@ const (
 	LockTimeout         = 1 * time.Second
 	IdleInTxTimeout     = 1 * time.Second
 	DefaultConnTimeout  = 5 * time.Second
-	DefaultKeepAlive    = 15 * time.Second
 	ApplicationNamePref = "walprobe"
+)
+
+// TCP keepalive defaults, overridden by the libpq DSN parameters
+// keepalives, keepalives_idle, keepalives_interval and keepalives_count.
+// libpq leaves the kernel's defaults (on Linux: first probe after 2 hours
+// idle), longer than the idle timeout of most cloud load balancers and NAT
+// gateways (AWS NLB 350 s, GCP 600 s, Azure 4 min): with these, an idle
+// probe connection sends a probe every 15 s and a dead peer is noticed
+// within 15 + 3×5 = 30 s.
+const (
+	DefaultKeepAliveIdle     = 15 * time.Second
+	DefaultKeepAliveInterval = 5 * time.Second
+	DefaultKeepAliveCount    = 3
 )
 
 // Parse parses a libpq-compatible DSN (URI or key=value; PG* environment
@@ -43,9 +55,12 @@ func Parse(name, dsn string) (*pgx.ConnConfig, error) {
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnTimeout
 	}
-	keepAlive := &net.Dialer{KeepAlive: DefaultKeepAlive, Timeout: cfg.ConnectTimeout}
-	cfg.DialFunc = keepAlive.DialContext
 	rp := cfg.RuntimeParams
+	ka, err := keepAlive(rp)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	cfg.DialFunc = Dialer(cfg.ConnectTimeout, ka).DialContext
 	if rp["application_name"] == "" {
 		rp["application_name"] = ApplicationNamePref
 	}
