@@ -35,22 +35,25 @@ func (d *demoCmd) Run(ctx context.Context, s streams) error {
 	}
 	_, err := os.Stat("/usr/sbin/pgbouncer")
 	withBouncer := err == nil
-	fmt.Fprintln(s.out, "walprobe demo: starting a throwaway primary, standby and logical subscriber on 127.0.0.1 …")
+	// Progress goes to stderr, one line per step the harness finishes
+	// (initdb, start, base backup, subscription sync, pgbouncer); the
+	// table owns stdout.
+	fmt.Fprintln(s.err, "walprobe demo: starting a throwaway primary, standby and logical subscriber on 127.0.0.1 …")
 	if !withBouncer {
-		fmt.Fprintln(s.out, "  (pgbouncer not installed: `apt-get install -y pgbouncer` adds a pooled read endpoint)")
+		fmt.Fprintln(s.err, "  (pgbouncer not installed: `apt-get install -y pgbouncer` adds a pooled read endpoint)")
 	}
 	c, err := cluster.Start(ctx, cluster.Options{
 		Standbys: 1, Subscriber: true, PgBouncer: withBouncer,
-		Logf: func(format string, args ...any) { fmt.Fprintf(s.out, "  "+format+"\n", args...) },
+		Logf: func(format string, args ...any) { fmt.Fprintf(s.err, "  "+format+"\n", args...) },
 	})
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	defer func() {
-		fmt.Fprintln(s.out, "walprobe demo: stopping servers and removing", c.Dir)
+		fmt.Fprintln(s.err, "walprobe demo: stopping servers and removing", c.Dir)
 		_ = c.Close()
 	}()
-	fmt.Fprintf(s.out, "  cluster up in %v\n", c.StartupTime.Round(time.Millisecond))
+	fmt.Fprintf(s.err, "walprobe demo: cluster up in %v; checking the primary and targets, then the live table …\n", c.StartupTime.Round(time.Millisecond))
 
 	f := probeFlags{
 		Primary: c.Primary.DSN("walprobe"), Interval: d.Interval, ProbeID: "demo", Listen: d.Listen, Stream: true,

@@ -18,12 +18,13 @@ import (
 var version = "dev"
 
 type cli struct {
-	Config  kong.ConfigFlag `help:"YAML file with the same keys as the flags (flags and WALPROBE_* env win)." type:"existingfile" placeholder:"FILE"`
-	Run     runCmd          `cmd:"" help:"Watch a primary and its read targets; serve /metrics, /v1/state, /healthz."`
-	Check   checkCmd        `cmd:"" help:"One-shot Nagios/Icinga check (or --format pgpool): time one beat on every target, exit 0/1/2/3."`
-	Setup   setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary."`
-	Demo    demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
-	Version versionCmd      `cmd:"" help:"Print the version."`
+	Config     kong.ConfigFlag `help:"YAML file with the same keys as the flags (flags and WALPROBE_* env win)." type:"existingfile" placeholder:"FILE"`
+	Run        runCmd          `cmd:"" help:"Watch a primary and its read targets; serve /metrics, /v1/state, /healthz."`
+	Check      checkCmd        `cmd:"" help:"One-shot Nagios/Icinga check (or --format pgpool): time one beat on every target, exit 0/1/2/3."`
+	Setup      setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary."`
+	Demo       demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
+	Version    versionCmd      `cmd:"" help:"Print the version."`
+	Completion completionCmd   `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`
 }
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -45,6 +46,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintln(stderr, "walprobe:", err)
 		return 2
+	}
+	if code, ok := complete(parser); ok { // the shell asking for completions
+		return code
 	}
 	kctx, err := parser.Parse(args)
 	if exited { // --help, or kong's own usage error

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe/pgconf"
@@ -43,6 +44,8 @@ func (c *setupCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return &configError{msg: err.Error()}
 	}
+	begin := time.Now()
+	fmt.Fprintf(s.err, "setup: connecting to %s as %s\n", pgconf.Addr(cfg), cfg.User)
 	conn, err := pgconf.Connect(ctx, "primary", cfg)
 	if err != nil {
 		return err
@@ -54,7 +57,7 @@ func (c *setupCmd) Run(ctx context.Context, s streams) error {
 			return fmt.Errorf("setup step %d (%s): %w", i+1, firstLine(st), pgconf.Explain("primary", cfg, err))
 		}
 	}
-	fmt.Fprintln(s.err, "setup done")
+	fmt.Fprintf(s.err, "setup done: %d statements in %v\n", len(stmts), time.Since(begin).Round(time.Millisecond))
 	return nil
 }
 

@@ -230,6 +230,7 @@ func (c *Cluster) subscribe(ctx context.Context) error {
 		c.Primary.Port, c.env.passfile())
 	sql := fmt.Sprintf("CREATE SUBSCRIPTION %s CONNECTION %s PUBLICATION %s",
 		SubscriptionName, quoteLiteral(conninfo), heartbeat.Publication)
+	c.env.logf("subscriber: create subscription %s", SubscriptionName)
 	if err := c.Subscriber.Exec(ctx, sql); err != nil {
 		return fmt.Errorf("create subscription: %w", err)
 	}

@@ -246,6 +246,7 @@ func (s *Server) logf(format string, args ...any) { s.env.logf(format, args...) 
 // initdb creates a data directory with the canary password for postgres and
 // writes the cluster's configuration into it.
 func (s *Server) initdb(ctx context.Context, extraConf []string) error {
+	s.logf("%s: initdb", s.Name)
 	pwfile := filepath.Join(s.env.dir, s.Name+".pw")
 	if err := s.env.runAs.writeFile(pwfile, s.env.password+"\n"); err != nil {
 		return fmt.Errorf("initdb %s: %w", s.Name, err)
@@ -321,6 +322,7 @@ func (s *Server) appendConf(lines []string) error {
 
 // basebackup makes s a streaming standby of primary.
 func (s *Server) basebackup(ctx context.Context, primary *Server) error {
+	s.logf("%s: base backup from %s", s.Name, primary.Name)
 	cmd := s.env.runAs.command(ctx, s.env.dir, s.env.bins.basebackup, syscall.SIGKILL,
 		"-h", "127.0.0.1", "-p", strconv.Itoa(primary.Port), "-U", "postgres", "-w",
 		"-D", s.DataDir, "-R", "-X", "stream",
