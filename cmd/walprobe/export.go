@@ -29,7 +29,12 @@ type exportFlags struct {
 	HistorySize      int           `name:"history-size" help:"Samples of lag and delay kept per target for /v1/history." default:"3600"`
 	JSON             bool          `name:"json" help:"Print one JSON line per beat per target to stdout."`
 	TraceTimeout     time.Duration `name:"trace-timeout" help:"A beat's trace ends as an error for targets that have not shown it this long after it was sent (default: 10 intervals)." placeholder:"DURATION"`
+	FlushTimeout     time.Duration `name:"flush-timeout" help:"On SIGTERM, time allowed to flush OTLP metrics and traces and send queued webhook alerts, all at once; walprobe exits within about this plus 1s even when a collector or webhook does not answer." default:"2s"`
 }
+
+// defaultFlushTimeout is --flush-timeout's default, for commands without
+// the flag (demo).
+const defaultFlushTimeout = 2 * time.Second
 
 // exportOptions is exportFlags plus what the command hands down.
 type exportOptions struct {
@@ -45,9 +50,13 @@ func (r *runCmd) exports(s streams) exportOptions {
 // configured) and attaches the optional sinks to a's probe. With no
 // options (demo) only the OTEL_* environment applies.
 func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions, prom sdkmetric.Reader, logger *slog.Logger) (*sdkmetric.MeterProvider, error) {
-	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1, HistorySize: 3600}}
+	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1, HistorySize: 3600, FlushTimeout: defaultFlushTimeout}}
 	if len(opts) > 0 {
 		ex = opts[0]
+	}
+	flush := ex.FlushTimeout
+	if flush <= 0 {
+		flush = defaultFlushTimeout
 	}
 	oc := otlp.Config{
 		Endpoint: ex.OTLPEndpoint, Protocol: ex.OTLPProtocol, Insecure: ex.OTLPInsecure,
@@ -77,6 +86,19 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		logger.Info("exporting metrics over otlp")
 	}
 	mp := sdkmetric.NewMeterProvider(readers...)
+	// Flush metrics as soon as the probe stops, in parallel with the trace
+	// flush and the webhook drain, so a collector that does not answer
+	// costs one flush timeout, not one per exporter. The provider's
+	// exporters time out on their own; this bounds shutdown, not export.
+	a.runs = append(a.runs, func(ctx context.Context) error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), flush)
+		defer cancel()
+		if err := mp.Shutdown(sctx); err != nil {
+			logger.Warn("otlp metric flush", "error", err.Error())
+		}
+		return nil
+	})
 
 	tp, ok, err := otlp.TracerProvider(ctx, oc, res)
 	if err != nil {
@@ -100,7 +122,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		logger.Info("exporting beat traces over otlp", "sample_ratio", ex.TraceSampleRatio)
 		a.runs = append(a.runs, func(ctx context.Context) error {
 			err := tr.Run(ctx) // ends the open beats as ctx ends
-			sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			sctx, cancel := context.WithTimeout(context.Background(), flush)
 			defer cancel()
 			if serr := tp.Shutdown(sctx); serr != nil {
 				logger.Warn("otlp trace flush", "error", serr.Error())
@@ -185,6 +207,9 @@ func (f *exportFlags) Validate() error {
 	var errs []error
 	if err := oc.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if f.FlushTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("--flush-timeout %s: must be positive, e.g. 2s", f.FlushTimeout))
 	}
 	if f.HistorySize < 1 {
 		errs = append(errs, fmt.Errorf("--history-size %d: must be at least 1", f.HistorySize))

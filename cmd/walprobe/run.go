@@ -134,11 +134,14 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return err
 	}
+	if err := r.alertFlags.check(cfg); err != nil {
+		return err
+	}
 	a, err := build(ctx, cfg, logger, r.exports(s))
 	if err != nil {
 		return err
 	}
-	if err := r.alertFlags.add(a, logger); err != nil {
+	if err := r.alertFlags.add(a, logger, r.FlushTimeout); err != nil {
 		return err
 	}
 	return a.run(ctx)

@@ -19,6 +19,17 @@ type Objective struct {
 	Objective float64
 	// Threshold is the largest visibility delay of a good beat.
 	Threshold time.Duration
+	// Window is this objective's rolling compliance window (error
+	// budget); zero uses Config.Window.
+	Window time.Duration
+}
+
+// window returns o's compliance window, falling back to def.
+func (o Objective) window(def time.Duration) time.Duration {
+	if o.Window > 0 {
+		return o.Window
+	}
+	return def
 }
 
 // Config configures an SLO.
@@ -65,6 +76,9 @@ func (c Config) Validate() error {
 		}
 		if o.Threshold <= 0 {
 			errs = append(errs, fmt.Errorf("slo objective %d: threshold %s: must be positive, e.g. 500ms", i, o.Threshold))
+		}
+		if o.Window != 0 && (o.Window < time.Hour || o.Window > maxWindow) {
+			errs = append(errs, fmt.Errorf("slo objective %d: window %s: must be between 1h and %s", i, o.Window, maxWindow))
 		}
 	}
 	if c.Window < time.Hour || c.Window > maxWindow {

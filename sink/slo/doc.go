@@ -16,6 +16,11 @@
 // objective's rolling window (28 days is 672 buckets). Hourly windows move
 // in whole hours.
 //
+// Objectives select targets by name, by kind, or as the default; each may
+// have its own compliance window. Every series is labelled with the
+// target, its kind and the objective judging it (objective, threshold,
+// compliance_window), so a burn rate always says what it burns against.
+//
 // The package does not deliver alerts; it calls Config.OnAlert, which
 // cmd wires to a notifier such as sink/webhook.
 package slo

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strconv"
 	"sync"
 	"time"
 
@@ -83,10 +84,15 @@ type SLO struct {
 
 // target is one tracked target. Its rings are allocated once.
 type target struct {
-	name    string
-	kind    probe.Kind
-	attrs   metric.MeasurementOption
+	name  string
+	kind  probe.Kind
+	attrs metric.MeasurementOption // labels as an option
+	// labels name the target and the objective judging it: target, kind,
+	// objective, threshold and compliance_window, so a dashboard shows
+	// which objective a burn rate is against.
+	labels  []attribute.KeyValue
 	obj     Objective
+	window  time.Duration // obj's compliance window
 	minutes *ring
 	hours   *ring
 	// counted is the Acked time of the newest beat already counted, good
@@ -134,11 +140,11 @@ func New(cfg Config, src Source, mp metric.MeterProvider, logger *slog.Logger) (
 		for _, t := range s.targets {
 			for _, w := range Windows {
 				if b, ok := t.burnLocked(now, w); ok {
-					o.ObserveFloat64(burn, b, metric.WithAttributes(
-						attribute.String("target", t.name), attribute.String("kind", string(t.kind)), attribute.String("window", windowName(w))))
+					labels := append(t.labels[:len(t.labels):len(t.labels)], attribute.String("window", windowName(w)))
+					o.ObserveFloat64(burn, b, metric.WithAttributes(labels...))
 				}
 			}
-			if g, n := t.hours.sum(now, s.cfg.Window); n > 0 {
+			if g, n := t.hours.sum(now, t.window); n > 0 {
 				o.ObserveFloat64(budget, 1-float64(n-g)/float64(n)/(1-t.obj.Objective), t.attrs)
 			}
 		}
@@ -172,10 +178,17 @@ func (s *SLO) targetLocked(name string, kind probe.Kind) (*target, bool) {
 	if !ok {
 		return nil, false
 	}
-	hours := max(int((s.cfg.Window+time.Hour-1)/time.Hour), int(72*time.Hour/time.Hour))
+	window := obj.window(s.cfg.Window)
+	hours := max(int((window+time.Hour-1)/time.Hour), int(72*time.Hour/time.Hour))
+	labels := []attribute.KeyValue{
+		attribute.String("target", name), attribute.String("kind", string(kind)),
+		attribute.String("objective", strconv.FormatFloat(obj.Objective, 'g', -1, 64)),
+		attribute.String("threshold", obj.Threshold.String()),
+		attribute.String("compliance_window", windowName(window)),
+	}
 	t := &target{
-		name: name, kind: kind, obj: obj,
-		attrs:   metric.WithAttributes(attribute.String("target", name), attribute.String("kind", string(kind))),
+		name: name, kind: kind, obj: obj, window: window, labels: labels,
+		attrs:   metric.WithAttributes(labels...),
 		minutes: newRing(time.Minute, int(minuteSpan/time.Minute)),
 		hours:   newRing(time.Hour, hours),
 		firing:  map[string]time.Time{},
@@ -224,9 +237,13 @@ func (s *SLO) Visible(v probe.Visibility) {
 func (s *SLO) record(attrs metric.MeasurementOption, good bool, n int64) {
 	ctx := context.Background()
 	s.events.Add(ctx, n, attrs)
+	// Add 0 for a bad beat: a target with only bad beats still has a
+	// good_events series, so good/total ratios read 0, not "no data".
+	var g int64
 	if good {
-		s.good.Add(ctx, n, attrs)
+		g = n
 	}
+	s.good.Add(ctx, g, attrs)
 }
 
 // Evaluate counts beats that are overdue and not shown, then fires and

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
@@ -256,6 +257,83 @@ func TestObjectiveFor(t *testing.T) {
 		got, ok := c.objectiveFor(tt.give, tt.kind)
 		if !ok || got.Objective != tt.want {
 			t.Errorf("objectiveFor(%q, %q) = %v, %v, want %v", tt.give, tt.kind, got.Objective, ok, tt.want)
+		}
+	}
+}
+
+// TestPerObjectiveWindowAndLabels: each target is judged by its own
+// objective and compliance window, and every SLO series names them.
+func TestPerObjectiveWindowAndLabels(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := t0
+	reader := sdkmetric.NewManualReader()
+	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
+	s, err := New(Config{Objectives: []Objective{
+		{Objective: 0.999, Threshold: 500 * time.Millisecond},
+		{Target: "strict", Objective: 0.95, Threshold: 100 * time.Millisecond, Window: 7 * 24 * time.Hour},
+	}}, nil, mp, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.now = func() time.Time { return clock }
+	// 200 ms beats: bad for strict (100 ms), good for loose (500 ms).
+	for i := range 10 {
+		for _, name := range []string{"strict", "loose"} {
+			s.Visible(probe.Visibility{Target: name, Kind: probe.KindStandby,
+				Beat: heartbeat.Beat{Seq: int64(i + 1), Acked: clock}, Delay: 200 * time.Millisecond})
+		}
+		clock = clock.Add(time.Second)
+	}
+	if got, want := len(s.targets["strict"].hours.buckets), 7*24; got != want {
+		t.Errorf("strict hour buckets = %d, want %d (its own 7d window)", got, want)
+	}
+	if got, want := len(s.targets["loose"].hours.buckets), 28*24; got != want {
+		t.Errorf("loose hour buckets = %d, want %d (the default 28d window)", got, want)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]map[string]string{
+		"strict": {"kind": "standby", "objective": "0.95", "threshold": "100ms", "compliance_window": "7d"},
+		"loose":  {"kind": "standby", "objective": "0.999", "threshold": "500ms", "compliance_window": "28d"},
+	}
+	seen := map[string]bool{}
+	check := func(metric string, attrs attribute.Set, value float64) {
+		tv, _ := attrs.Value("target")
+		name := tv.AsString()
+		for k, w := range want[name] {
+			if v, _ := attrs.Value(attribute.Key(k)); v.Emit() != w {
+				t.Errorf("%s{target=%q} %s = %q, want %q", metric, name, k, v.Emit(), w)
+			}
+		}
+		seen[metric+"/"+name] = true
+		switch {
+		case metric == "walprobe.slo.good_events" && name == "strict" && value != 0,
+			metric == "walprobe.slo.good_events" && name == "loose" && value != 10,
+			metric == "walprobe.slo.events" && value != 10:
+			t.Errorf("%s{target=%q} = %v", metric, name, value)
+		}
+	}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					check(m.Name, dp.Attributes, float64(dp.Value))
+				}
+			case metricdata.Gauge[float64]:
+				for _, dp := range d.DataPoints {
+					check(m.Name, dp.Attributes, dp.Value)
+				}
+			}
+		}
+	}
+	for _, m := range []string{"walprobe.slo.events", "walprobe.slo.good_events", "walprobe.slo.burn_rate", "walprobe.slo.error_budget_remaining"} {
+		for _, name := range []string{"strict", "loose"} {
+			if !seen[m+"/"+name] {
+				t.Errorf("no %s series for %s", m, name)
+			}
 		}
 	}
 }
