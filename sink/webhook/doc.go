@@ -14,6 +14,7 @@
 //
 // Alert sources here: the Notifier is a probe.Observer that fires when a
 // target goes down or is promoted and resolves when it leaves that state,
-// and it evaluates lag warning and critical thresholds from the probe's
+// fires stream_slot_lost when the logical stream loses the slot it was
+// streaming from and resolves it when a new slot streams, and it evaluates lag warning and critical thresholds from the probe's
 // snapshot. Other sources (sink/slo) call Notify.
 package webhook

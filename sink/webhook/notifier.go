@@ -39,8 +39,9 @@ type Notifier struct {
 	queue                 chan Alert
 	dropped, sent, failed atomic.Int64
 
-	mu     sync.Mutex       // guards firing
-	firing map[string]Alert // alert key → the firing alert
+	mu        sync.Mutex       // guards firing and streaming
+	firing    map[string]Alert // alert key → the firing alert
+	streaming map[string]bool  // stream targets that hold a slot (see slotLost)
 }
 
 // New validates cfg and returns a Notifier. src may be nil: then no lag
@@ -55,7 +56,7 @@ func New(cfg Config, src Source, logger *slog.Logger) (*Notifier, error) {
 		cfg: cfg, host: u.Host, src: src, now: time.Now,
 		logger: logger.With("component", "webhook", "host", u.Host),
 		queue:  make(chan Alert, cfg.QueueSize),
-		firing: map[string]Alert{},
+		firing: map[string]Alert{}, streaming: map[string]bool{},
 	}
 	c := retryablehttp.NewClient()
 	c.HTTPClient.Timeout = cfg.Timeout

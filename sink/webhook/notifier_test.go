@@ -397,3 +397,54 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestStreamSlotLost walks the stream target through the transitions the
+// probe reports: stream_slot_lost fires only when a stream that held a
+// slot goes down, once, and resolves when a new slot streams.
+func TestStreamSlotLost(t *testing.T) {
+	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook"}, io.Discard)
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ev := func(from, to probe.State, e probe.Event) probe.TransitionEvent {
+		return probe.TransitionEvent{Target: "stream", Kind: probe.KindStream, From: from, To: to, Event: e, Reason: "walsender terminated", At: at}
+	}
+	tests := []struct {
+		name string
+		give probe.TransitionEvent
+		want string // name/status queued; "" none
+	}{
+		{"never streamed: down is target_down only", ev(probe.StateConnecting, probe.StateDown, probe.EventConnLost), AlertTargetDown + "/firing"},
+		{"slot created", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected), AlertTargetDown + "/resolved"},
+		{"first beat", ev(probe.StateConnecting, probe.StateHealthy, probe.EventLagOK), ""},
+		{"walsender terminated", ev(probe.StateHealthy, probe.StateDown, probe.EventConnLost),
+			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
+		{"reconnect fails again", ev(probe.StateDown, probe.StateDown, probe.EventConnLost), ""},
+		{"new slot streams", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected),
+			AlertStreamSlotLost + "/resolved," + AlertTargetDown + "/resolved"},
+		{"lost again before its first beat", ev(probe.StateConnecting, probe.StateDown, probe.EventConnLost),
+			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
+		{"back", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected),
+			AlertStreamSlotLost + "/resolved," + AlertTargetDown + "/resolved"},
+		{"stalled then lost", ev(probe.StateStalled, probe.StateDown, probe.EventConnLost),
+			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
+	}
+	for _, tt := range tests {
+		n.Transition(tt.give)
+		var got []string
+		for _, a := range queued(n) {
+			got = append(got, a.Name+"/"+a.status())
+			if a.Name == AlertStreamSlotLost && a.Firing && !strings.Contains(a.Summary, "walsender terminated") {
+				t.Errorf("%s: summary %q does not say why", tt.name, a.Summary)
+			}
+		}
+		if g := strings.Join(got, ","); g != tt.want {
+			t.Errorf("%s: Transition(%s → %s) queued %q, want %q", tt.name, tt.give.From, tt.give.To, g, tt.want)
+		}
+	}
+	// A standby going down never fires stream_slot_lost.
+	n.Transition(probe.TransitionEvent{Target: "r1", Kind: probe.KindStandby, From: probe.StateHealthy, To: probe.StateDown, At: at})
+	for _, a := range queued(n) {
+		if a.Name == AlertStreamSlotLost {
+			t.Errorf("standby down queued %s", a.Name)
+		}
+	}
+}
