@@ -45,6 +45,9 @@ const (
 // prepared statements and session state.
 func Parse(name, dsn string) (*pgx.ConnConfig, error) {
 	cfg, err := pgx.ParseConfig(dsn)
+	if hint := parseTLSHint(err); hint != "" {
+		return nil, fmt.Errorf("%s: invalid DSN (%s): %s", name, Redact(dsn, reason(err)), hint)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: invalid DSN (%s): use a libpq URI (postgres://user@host:5432/db) or key=value pairs (host=... port=... dbname=...)", name, Redact(dsn, reason(err)))
 	}
@@ -183,6 +186,9 @@ func Explain(name string, cfg *pgx.ConnConfig, err error) error {
 		case "28P01":
 			return &Error{Target: name, Msg: fmt.Sprintf("%s: password authentication failed for user %q: check the password in the DSN, PGPASSWORD or ~/.pgpass", where, user), Err: err}
 		case "28000":
+			if msg, ok := explainAuthTLS(where, user, pgErr); ok {
+				return &Error{Target: name, Msg: msg, Err: err}
+			}
 			return &Error{Target: name, Msg: fmt.Sprintf("%s: server rejected the connection (%s): add a pg_hba.conf entry for user %q from this host", where, pgErr.Message, user), Err: err}
 		case "3D000":
 			return &Error{Target: name, Msg: fmt.Sprintf("%s: %s: fix dbname in the DSN", where, pgErr.Message), Err: err}
@@ -194,6 +200,12 @@ func Explain(name string, cfg *pgx.ConnConfig, err error) error {
 			return &Error{Target: name, Msg: fmt.Sprintf("%s: server is starting up or shutting down", where), Err: err}
 		}
 		return &Error{Target: name, Msg: fmt.Sprintf("%s: %s (SQLSTATE %s)", where, pgErr.Message, pgErr.Code), Err: err}
+	}
+	if msg, ok := explainTLS(where, err); ok {
+		if cfg != nil && cfg.Password != "" {
+			msg = strings.ReplaceAll(msg, cfg.Password, "xxxxx")
+		}
+		return &Error{Target: name, Msg: msg, Err: err}
 	}
 	var dnsErr *net.DNSError
 	if errors.As(err, &dnsErr) {
