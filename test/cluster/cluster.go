@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,6 +28,14 @@ type Options struct {
 	PgBouncer bool
 	// ExtraConf lines are appended to postgresql.conf of every server.
 	ExtraConf []string
+	// TLS turns ssl on in every server with certificates from a CA
+	// generated at start ([Cluster.TLS]) and creates [CertUser], who logs
+	// in only with a client certificate. Password users may still connect
+	// without TLS.
+	TLS bool
+	// TLSServerNames are the DNS names and IPs the server certificate is
+	// valid for; default [DefaultTLSServerNames].
+	TLSServerNames []string
 	// BinDir holds initdb, postgres and pg_basebackup. Default:
 	// $WALPROBE_PG_BINDIR, else /usr/lib/postgresql/15/bin.
 	BinDir string
@@ -44,6 +53,7 @@ type Cluster struct {
 	Standbys   []*Server
 	Subscriber *Server    // nil unless Options.Subscriber
 	PgBouncer  *PgBouncer // nil unless Options.PgBouncer
+	TLS        *TLS       // nil unless Options.TLS
 	// Password is the canary password of the postgres and walprobe roles;
 	// tests search logs and outputs for it.
 	Password string
@@ -99,6 +109,17 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 
+	if o.TLS {
+		if c.TLS, err = newTLS(c.env, o.TLSServerNames); err != nil {
+			return nil, err
+		}
+		conf, err := c.TLS.conf(c.env)
+		if err != nil {
+			return nil, err
+		}
+		o.ExtraConf = append(slices.Clip(o.ExtraConf), conf...)
+	}
+
 	n := 1 + o.Standbys
 	if o.Subscriber {
 		n++
@@ -131,6 +152,16 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 	if err := parallel(steps...); err != nil {
 		return nil, err
+	}
+	if o.TLS {
+		// Before the base backups, so standbys have the role too.
+		for _, s := range []*Server{c.Primary, c.Subscriber} {
+			if s != nil {
+				if err := createCertUser(ctx, s); err != nil {
+					return nil, err
+				}
+			}
+		}
 	}
 	steps = steps[:0]
 	for _, s := range c.Standbys {
