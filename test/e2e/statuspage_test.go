@@ -23,8 +23,8 @@ import (
 	"github.com/walprobe/walprobe/test/cluster"
 )
 
-// walprobeProc is the walprobe binary running "run" until the test ends.
-type walprobeProc struct {
+// binProbe is the walprobe binary running "run" until the test ends.
+type binProbe struct {
 	cmd  *exec.Cmd
 	addr string // HTTP host:port
 
@@ -34,14 +34,14 @@ type walprobeProc struct {
 }
 
 // Logs returns what the process wrote to stderr so far.
-func (w *walprobeProc) Logs() string {
+func (w *binProbe) Logs() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.logs.String()
 }
 
 // get fetches path from the probe's HTTP server.
-func (w *walprobeProc) get(t *testing.T, path string) (int, []byte) {
+func (w *binProbe) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
 	resp, err := http.Get("http://" + w.addr + path)
 	if err != nil {
@@ -53,7 +53,7 @@ func (w *walprobeProc) get(t *testing.T, path string) (int, []byte) {
 }
 
 // targetState returns name's state and lag from /v1/state ("" when absent).
-func (w *walprobeProc) targetState(t *testing.T, name string) (string, float64) {
+func (w *binProbe) targetState(t *testing.T, name string) (string, float64) {
 	t.Helper()
 	_, b := w.get(t, "/v1/state")
 	var st struct {
@@ -78,13 +78,13 @@ func (w *walprobeProc) targetState(t *testing.T, name string) (string, float64) 
 	return "", -1
 }
 
-// startWalprobe runs the built binary with "run --listen 127.0.0.1:0" and
+// runProbeBinary runs the built binary with "run --listen 127.0.0.1:0" and
 // args, waits until it serves HTTP, and stops it with SIGTERM when the test
 // ends (failing the test if it does not exit 0).
-func startWalprobe(t *testing.T, args ...string) *walprobeProc {
+func runProbeBinary(t *testing.T, args ...string) *binProbe {
 	t.Helper()
 	args = append([]string{"run", "--listen", "127.0.0.1:0"}, args...)
-	w := &walprobeProc{cmd: exec.Command(buildBinary(t), args...), done: make(chan struct{})}
+	w := &binProbe{cmd: exec.Command(buildBinary(t), args...), done: make(chan struct{})}
 	stderr, err := w.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -186,12 +186,12 @@ func headless(ctx context.Context, t *testing.T, url string, extra ...string) []
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s: %v\n%s", strings.Join(extra, " "), err, tailLines(stderr.String(), 20))
+		t.Fatalf("chromium %s: %v\n%s", strings.Join(extra, " "), err, lastLines(stderr.String(), 20))
 	}
 	return stdout.Bytes()
 }
 
-func tailLines(s string, n int) string {
+func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
@@ -242,7 +242,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	chromiumPath(t) // fail before starting servers when the browser is missing
 	ctx := context.Background()
 	c := cluster.StartT(t, cluster.Options{Standbys: 1})
-	w := startWalprobe(t, "--primary", c.Primary.DSN("walprobe"),
+	w := runProbeBinary(t, "--primary", c.Primary.DSN("walprobe"),
 		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
 		"--interval", "200ms", "--probe-id", "statuspage")
 	url := "http://" + w.addr + "/"
