@@ -80,14 +80,27 @@ func (r *Ring) FirstAfter(seq int64) (Beat, bool) {
 }
 
 // Between calls fn for every held beat with from < Seq <= to, oldest first.
+//
+// Every reader calls it for every beat it times, so it binary-searches the
+// first beat instead of scanning the whole ring (4,096 beats by default).
 func (r *Ring) Between(from, to int64, fn func(Beat)) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	for i := 0; i < r.count; i++ {
-		b := r.atLocked(i)
-		if b.Seq > from && b.Seq <= to {
-			fn(b)
+	lo, hi := 0, r.count // first index with Seq > from is in [lo, hi]
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.atLocked(mid).Seq > from {
+			hi = mid
+		} else {
+			lo = mid + 1
 		}
+	}
+	for i := lo; i < r.count; i++ {
+		b := r.atLocked(i)
+		if b.Seq > to {
+			return
+		}
+		fn(b)
 	}
 }
 
