@@ -3,6 +3,7 @@
 # The test command README.md documents and .ci/run calls.
 test:
 	bash .ci/install-deps
+	bash .ci/build-receivers
 	go test -race -count=1 -timeout 25m ./...
 
 # Installs the PostgreSQL server and pgbouncer when missing, then runs the demo.
