@@ -26,9 +26,9 @@ type binProc struct {
 	cmd  *exec.Cmd
 	addr string
 
-	mu     sync.Mutex
-	logs   strings.Builder
-	stdout []string
+	mu      sync.Mutex
+	logs    strings.Builder
+	stdout  []string
 	exited  chan struct{} // closed once the process has been waited for
 	waitErr error         // cmd.Wait's result; read after exited
 }
