@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/otlptranslator"
 	"go.opentelemetry.io/otel/attribute"
@@ -220,6 +221,14 @@ func (m *Metrics) Stages(s probe.StreamStages) {
 // handler for /metrics.
 func Prometheus() (sdkmetric.Reader, http.Handler, error) {
 	reg := prometheus.NewRegistry()
+	// The probe's own health beside what it measures, as every Prometheus
+	// exporter serves it: go_goroutines, go_memstats_*, process_*. The
+	// soak test (test/soak) reads them to show heap and goroutines flat.
+	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return nil, nil, fmt.Errorf("register runtime metrics: %w", err)
+		}
+	}
 	exp, err := promexp.New(
 		promexp.WithRegisterer(reg),
 		promexp.WithTranslationStrategy(otlptranslator.UnderscoreEscapingWithSuffixes),
