@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"regexp"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -224,7 +225,11 @@ func Prometheus() (sdkmetric.Reader, http.Handler, error) {
 	// The probe's own health beside what it measures, as every Prometheus
 	// exporter serves it: go_goroutines, go_memstats_*, process_*. The
 	// soak test (test/soak) reads them to show heap and goroutines flat.
-	for _, c := range []prometheus.Collector{collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+	// go_gc_heap_live_bytes (the heap the last GC kept) shows growth
+	// without go_memstats_heap_alloc_bytes's GC-cycle sawtooth.
+	goc := collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(
+		collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}))
+	for _, c := range []prometheus.Collector{goc, collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
 		if err := reg.Register(c); err != nil {
 			return nil, nil, fmt.Errorf("register runtime metrics: %w", err)
 		}
