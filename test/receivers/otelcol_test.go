@@ -79,11 +79,11 @@ service:
 // applyDelay, one root span per beat with a child per target carrying the
 // database semantic-convention attributes, and no canary password.
 func TestCollector(t *testing.T) {
+	col, grpcAddr, httpAddr := startCollector(t)
 	c := cluster.StartT(t, cluster.Options{Standbys: 1})
 	if err := c.SetApplyDelay(t.Context(), c.Standbys[0], applyDelay); err != nil {
 		t.Fatal(err)
 	}
-	col, grpcAddr, httpAddr := startCollector(t)
 	bin := walprobeBin(t)
 
 	tests := []struct {
@@ -116,6 +116,10 @@ func TestCollector(t *testing.T) {
 			wp.stop(t)
 			if _, err := wp.exited(); err != nil {
 				t.Errorf("walprobe exit: %v\n%s", err, tail(wp.output(t), 20))
+			}
+			// The collector accepted every export, the flush on exit included.
+			if out := wp.output(t); strings.Contains(out, "otlp export failed") || strings.Contains(out, "otlp trace flush") {
+				t.Errorf("walprobe reported failed exports:\n%s", tail(out, 20))
 			}
 			d = parseDump(col.read(t, col.stdout))
 			res = d.byInstance(tt.probe)

@@ -88,11 +88,11 @@ func promQuery(ctx context.Context, base, q string) ([]promSample, error) {
 // (job, instance, target_info) and that no series carries the canary
 // password.
 func TestPrometheusOTLP(t *testing.T) {
+	prom, base := startPrometheus(t)
 	c := cluster.StartT(t, cluster.Options{Standbys: 1})
 	if err := c.SetApplyDelay(t.Context(), c.Standbys[0], applyDelay); err != nil {
 		t.Fatal(err)
 	}
-	prom, base := startPrometheus(t)
 	const probeID = "prom-otlp"
 	wp := startProc(t, "walprobe", walprobeBin(t), []string{
 		// Metrics only: Prometheus has no trace receiver, and a signal
@@ -183,6 +183,14 @@ func TestPrometheusOTLP(t *testing.T) {
 	}
 	t.Logf("%d series from %s in prometheus", len(all), probeID)
 	wp.stop(t)
+	if _, err := wp.exited(); err != nil {
+		t.Errorf("walprobe exit: %v\n%s", err, tail(wp.output(t), 20))
+	}
+	// Prometheus took every export (it answers 400 to samples it cannot
+	// translate, which the SDK reports as a failed export).
+	if out := wp.output(t); strings.Contains(out, "otlp export failed") {
+		t.Errorf("walprobe reported failed exports:\n%s", tail(out, 20))
+	}
 	for _, p := range []*proc{wp, prom} {
 		if strings.Contains(p.output(t), c.Password) {
 			t.Errorf("%s output carries the canary password", p.name)
