@@ -206,18 +206,22 @@ type renderedRow struct {
 type renderedPage struct {
 	refreshes int
 	rows      map[string]renderedRow
-	points    map[string]int // target → points plotted on its canvas
+	points    map[string]plotted // target → what its canvas plotted
 }
+
+// plotted is what the script reports drawing on one canvas.
+type plotted struct{ lag, delay int }
 
 var (
 	rowRE    = regexp.MustCompile(`(?s)<tr data-target="([^"]+)" data-state="([^"]+)">(.*?)</tr>`)
 	lagRE    = regexp.MustCompile(`<td class="num lag">([^<]*)</td>`)
-	canvasRE = regexp.MustCompile(`<canvas data-target="([^"]+)" data-points="(\d+)"`)
+	canvasRE = regexp.MustCompile(`<canvas data-target="([^"]+)"[^>]*>`)
+	attrRE   = regexp.MustCompile(`data-(lag|delay)-points="(\d+)"`)
 	bodyRE   = regexp.MustCompile(`<body data-refreshes="(\d+)"`)
 )
 
 func parseRendered(dom string) renderedPage {
-	p := renderedPage{rows: map[string]renderedRow{}, points: map[string]int{}}
+	p := renderedPage{rows: map[string]renderedRow{}, points: map[string]plotted{}}
 	if m := bodyRE.FindStringSubmatch(dom); m != nil {
 		p.refreshes, _ = strconv.Atoi(m[1])
 	}
@@ -229,7 +233,16 @@ func parseRendered(dom string) renderedPage {
 		p.rows[m[1]] = r
 	}
 	for _, m := range canvasRE.FindAllStringSubmatch(dom, -1) {
-		p.points[m[1]], _ = strconv.Atoi(m[2])
+		var pl plotted
+		for _, a := range attrRE.FindAllStringSubmatch(m[0], -1) {
+			n, _ := strconv.Atoi(a[2])
+			if a[1] == "lag" {
+				pl.lag = n
+			} else {
+				pl.delay = n
+			}
+		}
+		p.points[m[1]] = pl
 	}
 	return p
 }
@@ -254,7 +267,8 @@ func TestStatusPageInChromium(t *testing.T) {
 	time.Sleep(3 * time.Second) // a few seconds of history to plot
 
 	dir := artifactDir(t)
-	dom := string(headless(ctx, t, url, "--dump-dom"))
+	// A 60 s window: 0.4 s buckets, so 3 s of history is several points.
+	dom := string(headless(ctx, t, url+"?window=60s", "--dump-dom"))
 	if err := os.WriteFile(filepath.Join(dir, "statuspage-healthy.html"), []byte(dom), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +287,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		if row.lag == "" || row.lag == "—" {
 			t.Errorf("%s row lag = %q, want a number", name, row.lag)
 		}
-		if page.points[name] < 4 {
-			t.Errorf("%s chart plotted %d points, want at least 4 (lag and delay over 3 s of history)", name, page.points[name])
+		if pl := page.points[name]; pl.lag < 4 || pl.delay < 4 {
+			t.Errorf("%s chart plotted %d lag and %d delay points, want at least 4 of each (3 s of history in 0.4 s buckets)", name, pl.lag, pl.delay)
 		}
 	}
 	t.Logf("healthy: rows %v, points %v, refreshes %d", page.rows, page.points, page.refreshes)
@@ -313,6 +327,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	t.Logf("cut: standby1 %+v (api said %s)", row, cutState)
 
+	// A ramp of at least 3 s makes the lag line plain in the shot.
+	waitFor(t, 10*time.Second, "standby1 lag of 3 s", func() bool {
+		_, lag := w.targetState(t, "standby1")
+		return lag >= 3
+	})
 	shot := filepath.Join(dir, "statuspage.png")
 	_ = os.Remove(shot)
 	// A 30 s window so the few seconds this test ran fill the charts.
@@ -327,6 +346,25 @@ func TestStatusPageInChromium(t *testing.T) {
 		s, _ := w.targetState(t, "standby1")
 		return s == "healthy"
 	})
+
+	// /readyz follows the beats, /healthz only the process: stop the
+	// primary and readiness goes, liveness stays.
+	if code, body := w.get(t, "/readyz"); code != 200 {
+		t.Errorf("/readyz while beats are written = %d %s, want 200", code, body)
+	}
+	if err := c.Primary.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitFor(t, 15*time.Second, "/readyz 503 with the primary stopped", func() bool {
+		code, _ := w.get(t, "/readyz")
+		return code == 503
+	})
+	_, body := w.get(t, "/readyz")
+	t.Logf("/readyz 503 %v after the primary stopped: %s", time.Since(stopped).Round(time.Millisecond), body)
+	if code, _ := w.get(t, "/healthz"); code != 200 {
+		t.Errorf("/healthz with the primary stopped = %d, want 200", code)
+	}
 	if strings.Contains(w.Logs(), c.Password) {
 		t.Error("walprobe logs carry the canary password")
 	}
