@@ -292,3 +292,26 @@ func TestHAProxyReadRouting(t *testing.T) {
 		t.Error("walprobe or haproxy logs carry the canary password")
 	}
 }
+
+// TestHAProxyExampleConfig: the example in deploy/haproxy is valid for the
+// installed haproxy and carries the very check lines TestHAProxyReadRouting
+// runs, so the two cannot drift apart.
+func TestHAProxyExampleConfig(t *testing.T) {
+	bin := haproxyPath(t)
+	path := filepath.Join("..", "..", "deploy", "haproxy", "walprobe-reads.cfg")
+	if out, err := exec.Command(bin, "-c", "-f", path).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c -f %s: %v\n%s", path, err, out)
+	}
+	example, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(fmt.Sprintf(haproxyConfig, 0, ""), "\n") {
+		line = strings.TrimSpace(line)
+		if strings.HasPrefix(line, "option httpchk") || strings.HasPrefix(line, "http-check ") || strings.HasPrefix(line, "default-server ") {
+			if !strings.Contains(string(example), line) {
+				t.Errorf("%s lacks the tested line %q", path, line)
+			}
+		}
+	}
+}
