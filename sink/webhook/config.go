@@ -34,8 +34,8 @@ type Config struct {
 	// RetryWaitMin and RetryWaitMax bound the jittered backoff
 	// (default 500ms and 30s).
 	RetryWaitMin, RetryWaitMax time.Duration
-	// DrainTimeout bounds sending what is still queued once Run's context
-	// ends (default 5s).
+	// DrainTimeout bounds sending what is in flight or still queued once
+	// Run's context ends (default 5s): Run returns within it.
 	DrainTimeout time.Duration
 	// LagWarning and LagCritical fire lag_warning and lag_critical while a
 	// target's lag is at or over them; zero disables each.

@@ -163,9 +163,23 @@ func (n *Notifier) Failed() int64 { return n.failed.Load() }
 
 // Run sends queued alerts and evaluates lag thresholds until ctx ends,
 // then spends up to DrainTimeout sending what is still queued, and returns
-// nil.
+// nil. An alert in flight when ctx ends shares that budget instead of
+// being cut off: a slow receiver still gets it, a receiver that never
+// answers delays Run's return by DrainTimeout at most.
 func (n *Notifier) Run(ctx context.Context) error {
 	defer n.client.HTTPClient.CloseIdleConnections()
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	stop := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(n.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			cancelSend()
+		case <-sendCtx.Done(): // Run returned
+		}
+	})
+	defer stop()
 	var tick <-chan time.Time
 	if n.src != nil && (n.cfg.LagWarning > 0 || n.cfg.LagCritical > 0) {
 		t := time.NewTicker(n.cfg.EvalEvery)
@@ -175,19 +189,19 @@ func (n *Notifier) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			n.drain()
+			n.drain(sendCtx)
 			return nil
 		case a := <-n.queue:
-			n.send(ctx, a)
+			n.send(sendCtx, a)
 		case <-tick:
 			n.EvaluateLag(n.src.Snapshot())
 		}
 	}
 }
 
-func (n *Notifier) drain() {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.DrainTimeout)
-	defer cancel()
+// drain sends what is queued until ctx (DrainTimeout after Run's context
+// ended) is done; what is left then fails at once and is counted.
+func (n *Notifier) drain(ctx context.Context) {
 	for {
 		select {
 		case a := <-n.queue:

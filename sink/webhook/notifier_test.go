@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -447,4 +449,74 @@ func TestStreamSlotLost(t *testing.T) {
 			t.Errorf("standby down queued %s", a.Name)
 		}
 	}
+}
+
+// TestShutdownFlushBounded: an alert in flight when Run's context ends is
+// still delivered by a slow receiver, and a receiver that never answers
+// holds Run up for DrainTimeout at most.
+func TestShutdownFlushBounded(t *testing.T) {
+	t.Run("slow receiver gets the alert in flight", func(t *testing.T) {
+		var got atomic.Int64
+		inFlight := make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			inFlight <- struct{}{}
+			time.Sleep(300 * time.Millisecond)
+			got.Add(1)
+		}))
+		defer srv.Close()
+		n := newTestNotifier(t, Config{URL: srv.URL, DrainTimeout: 2 * time.Second}, io.Discard)
+		stop := start(t, n)
+		n.Notify(Alert{Name: AlertTargetDown, Target: "r1", Firing: true})
+		<-inFlight
+		begin := time.Now()
+		stop()
+		if d := time.Since(begin); d > 1500*time.Millisecond {
+			t.Errorf("Run returned %s after cancel, want once the 300ms answer came", d)
+		}
+		if got.Load() != 1 || n.Sent() != 1 {
+			t.Errorf("receiver got %d, sent = %d, want 1 and 1", got.Load(), n.Sent())
+		}
+	})
+	t.Run("blackholed receiver", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var conns []net.Conn
+		accepted := make(chan struct{}, 16)
+		acceptDone := make(chan struct{})
+		go func() {
+			defer close(acceptDone)
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conns = append(conns, c) // held open, never read
+				accepted <- struct{}{}
+			}
+		}()
+		const drain = 300 * time.Millisecond
+		n := newTestNotifier(t, Config{URL: "http://" + ln.Addr().String() + "/hook", Timeout: time.Minute, DrainTimeout: drain}, io.Discard)
+		stop := start(t, n)
+		for _, r := range []string{"r1", "r2", "r3"} {
+			n.Notify(Alert{Name: AlertTargetDown, Target: r, Firing: true})
+		}
+		<-accepted
+		begin := time.Now()
+		stop()
+		d := time.Since(begin)
+		if d < drain-50*time.Millisecond || d > drain+time.Second {
+			t.Errorf("Run returned %s after cancel, want about DrainTimeout %s", d, drain)
+		}
+		if n.Sent() != 0 || n.Failed() != 3 {
+			t.Errorf("sent %d, failed %d, want 0 and 3", n.Sent(), n.Failed())
+		}
+		_ = ln.Close()
+		<-acceptDone
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
 }
