@@ -67,7 +67,9 @@ func explainAuthTLS(where, user string, pgErr *pgconn.PgError) (msg string, ok b
 	case strings.Contains(m, "certificate authentication failed"):
 		return fmt.Sprintf("%s: %s: the client certificate's CN must be the user name %q (or map it in pg_ident.conf)", where, m, user), true
 	case strings.Contains(m, "no encryption"):
-		return fmt.Sprintf("%s: server rejected a connection without TLS (%s): set sslmode=require or stronger", where, m), true
+		// PostgreSQL says "no encryption" for every plaintext connection
+		// pg_hba.conf turns away, not only when a hostssl line would match.
+		return fmt.Sprintf("%s: server rejected a connection without TLS (%s): set sslmode=require or stronger if pg_hba.conf admits user %q only over TLS (hostssl), else add a pg_hba.conf entry for user %q from this host", where, m, user, user), true
 	}
 	return "", false
 }
