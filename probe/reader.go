@@ -192,6 +192,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		return err
 	}
 	for {
+		// Beats a poll showed before their acks landed are timed from
+		// that poll, without another one.
+		r.target.TimeAhead()
 		seen, _ := r.target.LastSeen()
 		beat, outstanding := r.p.ring.FirstAfter(seen)
 		sinceClassic := r.now().Sub(lastClassic)

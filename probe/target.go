@@ -29,7 +29,22 @@ type Target struct {
 	visible     int64 // beats timed on this target
 	transitions int64
 	lastErr     string
+	// ahead holds polls that showed a seq the ring does not hold yet: a
+	// target can show a beat before the writer's ack reaches the probe.
+	// Each keeps its bracket so the beat is timed once its ack lands.
+	ahead []aheadPoll
 }
+
+// aheadPoll is a poll, bracketed by (lower, upper], that showed seq before
+// the probe had the beat. Entries are in poll order, seqs increasing.
+type aheadPoll struct {
+	seq          int64
+	lower, upper time.Time
+}
+
+// maxAhead bounds Target.ahead; past it the oldest entries are merged
+// into the next one (a wider bracket, never a wrong one).
+const maxAhead = 8
 
 // Name returns the target's name.
 func (t *Target) Name() string { return t.name }
@@ -82,15 +97,20 @@ func (t *Target) InRecovery() {
 // replay and logical apply keep commit order, so showing seq means showing
 // every beat before it.
 //
+// A target may show a beat before the writer's ack for it reaches the
+// probe (asynchronous replication, a slow ack under load). Such a poll is
+// remembered with its bracket, and the beat is timed from it once the ack
+// lands (see TimeAhead): never dropped, never timed from a later poll.
+//
 // Pass lower = upper for an exact observation (the logical stream). It
 // returns the newest beat's visibility when any beat was newly timed.
 func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
-	var vis []Visibility
 	t.mu.Lock()
 	if !t.known {
 		// The first poll only tells where the target is: beats it showed
 		// before the probe watched it cannot be timed.
 		t.known, t.lastSeen, t.lastSeenAt = true, seq, upper
+		t.ahead = t.ahead[:0]
 		t.mu.Unlock()
 		t.evaluate()
 		return Visibility{}, false
@@ -99,24 +119,82 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 		t.mu.Unlock()
 		return Visibility{}, false
 	}
-	t.p.ring.Between(t.lastSeen, seq, func(b heartbeat.Beat) {
-		lo := lower
-		if b.Sent.After(lo) {
-			lo = b.Sent // nothing is visible before it was sent
+	if newest, ok := t.p.ring.Newest(); !ok || seq > newest.Seq {
+		if n := len(t.ahead); n == 0 || seq > t.ahead[n-1].seq {
+			if n == maxAhead {
+				// Merge the two oldest: the first poll's lower bound and
+				// the second's upper bracket both their beats.
+				t.ahead[1].lower = t.ahead[0].lower
+				t.ahead = append(t.ahead[:0], t.ahead[1:]...)
+			}
+			t.ahead = append(t.ahead, aheadPoll{seq: seq, lower: lower, upper: upper})
 		}
-		hi := upper
-		if hi.Before(lo) {
-			hi = lo
+		seq = t.lastSeen
+		if ok {
+			seq = newest.Seq
 		}
-		half := hi.Sub(lo) / 2
-		at := lo.Add(half)
-		v := Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: at.Sub(b.Acked), ErrorBound: half}
-		vis = append(vis, v)
-	})
-	t.lastSeen, t.lastSeenAt = seq, upper
-	if n := len(vis); n > 0 {
-		t.lastVis = &vis[n-1]
-		t.visible += int64(n)
+	}
+	return t.timeLocked(seq, lower, upper)
+}
+
+// TimeAhead times the beats that a poll showed before their acks reached
+// the probe and that the ring now holds. It reports whether any was timed.
+func (t *Target) TimeAhead() bool {
+	t.mu.Lock()
+	if !t.known || len(t.ahead) == 0 {
+		t.mu.Unlock()
+		return false
+	}
+	newest, ok := t.p.ring.Newest()
+	if !ok || newest.Seq <= t.lastSeen {
+		t.mu.Unlock()
+		return false
+	}
+	seq := min(newest.Seq, t.ahead[len(t.ahead)-1].seq)
+	_, timed := t.timeLocked(seq, time.Time{}, time.Time{})
+	return timed
+}
+
+// timeLocked times every held beat in (lastSeen, seq]: from the first
+// ahead poll that showed it, else from the bracket (lower, upper]. It
+// unlocks t.mu and notifies observers.
+func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool) {
+	var vis []Visibility
+	if seq > t.lastSeen {
+		t.p.ring.Between(t.lastSeen, seq, func(b heartbeat.Beat) {
+			lo, hi := lower, upper
+			for _, a := range t.ahead {
+				if a.seq >= b.Seq {
+					lo, hi = a.lower, a.upper
+					break
+				}
+			}
+			if b.Sent.After(lo) {
+				lo = b.Sent // nothing is visible before it was sent
+			}
+			if hi.Before(lo) {
+				hi = lo
+			}
+			half := hi.Sub(lo) / 2
+			at := lo.Add(half)
+			vis = append(vis, Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: at.Sub(b.Acked), ErrorBound: half})
+		})
+		k, at := 0, upper
+		for k < len(t.ahead) && t.ahead[k].seq <= seq {
+			if t.ahead[k].upper.After(at) {
+				at = t.ahead[k].upper
+			}
+			k++
+		}
+		t.ahead = append(t.ahead[:0], t.ahead[k:]...)
+		t.lastSeen = seq
+		if at.After(t.lastSeenAt) {
+			t.lastSeenAt = at
+		}
+		if n := len(vis); n > 0 {
+			t.lastVis = &vis[n-1]
+			t.visible += int64(n)
+		}
 	}
 	t.mu.Unlock()
 	for _, v := range vis {

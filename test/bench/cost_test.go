@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -172,13 +173,16 @@ func BenchmarkScale(b *testing.B) {
 				time.Sleep(scaleSettle)
 				r.obs.reset()
 				polls0 := r.polls()
-				beats0, missed0 := r.obs.beatCount(), r.p.Snapshot().BeatsMissed
+				beats0, missed0, downs0 := r.obs.beatCount(), r.p.Snapshot().BeatsMissed, r.obs.downCount()
 				stopProfile := startProfile(b, name)
 				cpu0, t0 := rusage(), time.Now()
 				time.Sleep(scaleWindow)
 				cpu1, wall := rusage(), time.Since(t0)
 				stopProfile()
 				rss := rssKB()
+				var ms0 runtime.MemStats
+				runtime.ReadMemStats(&ms0)
+				downs := r.obs.downCount() - downs0
 				beats, missed := r.obs.beatCount()-beats0, r.p.Snapshot().BeatsMissed-missed0
 				polls := r.polls() - polls0
 				// Beats acked in the window that a target had not timed
@@ -195,18 +199,21 @@ func BenchmarkScale(b *testing.B) {
 				pctCPU := float64(cpu1-cpu0) / float64(wall) * 100
 				perBeat := float64(polls) / float64(max(beats, 1)) / float64(n)
 				b.ReportMetric(pctCPU, "%cpu")
-				b.ReportMetric(float64(rss)/1024, "rss-MB")
+				b.ReportMetric(float64(rss)/1024, "rss-MiB")
 				b.ReportMetric(ms(pct(bounds(vs), .99)), "p99-bound-ms")
 				b.ReportMetric(ms(pct(delays(vs), .99)), "p99-delay-ms")
 				b.ReportMetric(perBeat, "polls/beat/target")
 				b.ReportMetric(float64(missed), "writer-missed")
 				b.ReportMetric(float64(untimed), "untimed-target-beats")
+				b.ReportMetric(float64(downs), "target-downs")
+				b.ReportMetric(float64(ms0.HeapAlloc)/(1<<20), "heap-MiB")
+				b.ReportMetric(float64(ms0.StackInuse)/(1<<20), "stacks-MiB")
 				b.ReportMetric(cpuUp.Seconds(), "startup-cpu-s")
 				b.ReportMetric(up.Seconds(), "startup-s")
-				tb.add(fmt.Sprint(n), iv.String(), fmt.Sprintf("%.1f%%", pctCPU), fmt.Sprintf("%.1f MB", float64(rss)/1024),
+				tb.add(fmt.Sprint(n), iv.String(), fmt.Sprintf("%.1f%%", pctCPU), fmt.Sprintf("%.1f MiB (heap %.1f, stacks %.1f)", float64(rss)/1024, float64(ms0.HeapAlloc)/(1<<20), float64(ms0.StackInuse)/(1<<20)),
 					fmt.Sprintf("%.2fms", ms(pct(bounds(vs), .99))), fmt.Sprintf("%.2fms", ms(pct(delays(vs), .99))),
 					fmt.Sprintf("%.2f", perBeat), fmt.Sprint(len(vs)),
-					fmt.Sprintf("writer %d of %d, untimed %d of %d", missed, beats+missed, untimed, beats*int64(n)),
+					fmt.Sprintf("writer %d of %d, untimed %d of %d, %d target downs", missed, beats+missed, untimed, beats*int64(n), downs),
 					fmt.Sprintf("%.1fs wall, %.1f CPU-s", up.Seconds(), cpuUp.Seconds()))
 			}
 		})

@@ -48,6 +48,22 @@ type collector struct {
 	vis   map[string][]probe.Visibility
 	beats int64
 	seqs  []heartbeat.Beat // every acked beat, in order
+	downs int64            // transitions to down (a poll failed or timed out)
+}
+
+func (c *collector) Transition(t probe.TransitionEvent) {
+	if t.To != probe.StateDown {
+		return
+	}
+	c.mu.Lock()
+	c.downs++
+	c.mu.Unlock()
+}
+
+func (c *collector) downCount() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.downs
 }
 
 func (c *collector) Beat(b heartbeat.Beat) {
