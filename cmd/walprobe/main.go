@@ -34,15 +34,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 func run(args []string, stdout, stderr io.Writer) int {
 	var c cli
 	exited, exitCode := false, 0
-	parser, err := kong.New(&c,
-		kong.Name("walprobe"),
-		kong.Description("True replication lag for PostgreSQL: time every heartbeat from commit on the primary to visibility on each standby, subscriber and read endpoint."),
-		kong.Configuration(loadYAML),
-		kong.DefaultEnvars("WALPROBE"),
-		kong.Writers(stdout, stderr),
-		kong.UsageOnError(),
-		kong.Exit(func(code int) { exited, exitCode = true, code }),
-	)
+	parser, err := newParser(&c, kong.Writers(stdout, stderr),
+		kong.Exit(func(code int) { exited, exitCode = true, code }))
 	if err != nil {
 		fmt.Fprintln(stderr, "walprobe:", err)
 		return 2
@@ -76,6 +69,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "walprobe:", err)
 		return 1
 	}
+}
+
+// newParser builds the command line model; the reference docs are
+// generated from the same model (docs_test.go).
+func newParser(c *cli, opts ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
+		kong.Name("walprobe"),
+		kong.Description("True replication lag for PostgreSQL: time every heartbeat from commit on the primary to visibility on each standby, subscriber and read endpoint."),
+		kong.Configuration(loadYAML),
+		kong.DefaultEnvars("WALPROBE"),
+		kong.UsageOnError(),
+	}, opts...)...)
 }
 
 // exitStatus is an error that carries a command's exit status when the
