@@ -81,10 +81,11 @@ func issuer(c *x509.Certificate) string {
 	return c.Issuer.String()
 }
 
-// lastPart keeps the innermost error of a chain of "a: b: c" messages.
+// lastPart drops pgconn's "failed to connect to …: host (addr): tls
+// error:" prefix and keeps the cause.
 func lastPart(s string) string {
-	if i := strings.LastIndex(s, ": "); i >= 0 {
-		return s[i+2:]
+	if _, after, ok := strings.Cut(s, "tls error: "); ok {
+		return after
 	}
 	return s
 }
