@@ -136,15 +136,21 @@ func (w *Writer) Run(ctx context.Context) error {
 				conn = c
 				bo.Reset()
 				w.cfg.OnConn(nil)
+				w.logger.Info("writing beats", "server", c.PgConn().Conn().RemoteAddr().String())
+				// A connect that tried a dead host first can take
+				// several intervals: none of them had a beat.
+				if n := int(w.now().Sub(start) / w.cfg.Interval); n > 0 {
+					w.miss(start, n, errors.New("connecting to the primary"))
+				}
 			}
 		}
 		if conn == nil {
-			w.cfg.OnMiss(start, errors.New("primary unreachable"))
+			w.miss(start, w.intervalsSince(start), errors.New("primary unreachable"))
 		} else if b, err := w.beat(ctx, conn); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
-			w.cfg.OnMiss(start, err)
+			w.miss(start, w.intervalsSince(start), err)
 			if conn.IsClosed() || isConnErr(err) {
 				closeConn(conn)
 				conn = nil
@@ -161,6 +167,22 @@ func (w *Writer) Run(ctx context.Context) error {
 			return nil
 		case <-ticker.C:
 		}
+	}
+}
+
+// intervalsSince is how many beat intervals an attempt that began at start
+// used up: at least one. The ticker drops the ticks that fell while the
+// attempt blocked (a connect timeout, a statement stuck behind a
+// blackholed link) and keeps one, which starts the next attempt.
+func (w *Writer) intervalsSince(start time.Time) int {
+	return max(1, int(w.now().Sub(start)/w.cfg.Interval))
+}
+
+// miss reports n intervals without a beat, the first starting at start,
+// so a writer blocked for seconds counts every beat it could not write.
+func (w *Writer) miss(start time.Time, n int, err error) {
+	for i := range n {
+		w.cfg.OnMiss(start.Add(time.Duration(i)*w.cfg.Interval), err)
 	}
 }
 
@@ -225,7 +247,9 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 					ErrNotSetUp, pgconf.Addr(cfg), cfg.User, pgErrMsg(err), Script(SetupSQL(SetupOptions{Role: cfg.User, Publication: true})))
 			}
 		}
-		return nil
+		// to_regclass is NULL for a table the role may not see (no USAGE
+		// on the schema) and IF NOT EXISTS skips it without a permission
+		// check: the privilege check below still has to run.
 	}
 	// has_table_privilege with a list is true when ANY listed privilege is
 	// held: ask for each one, and for the schema, on its own.

@@ -6,7 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe/pgconf"
 )
 
@@ -28,6 +30,9 @@ var ErrTooOld = errors.New("server too old")
 func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig) (bool, error) {
 	conn, err := pgconf.Connect(ctx, name, cfg)
 	if err != nil {
+		if Rejected(err) {
+			return true, err
+		}
 		return false, nil
 	}
 	defer closeConn(conn)
@@ -42,5 +47,36 @@ func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig)
 	if kind == KindStandby && !inRecovery {
 		return true, fmt.Errorf("%s (%s) is not in recovery, so it is not a standby: list it with --endpoint if it is a read endpoint on a primary, or fix the DSN: %w", name, pgconf.Addr(cfg), ErrWrongRole)
 	}
+	// NULL when the table is not there (yet): a subscriber still syncing
+	// is a state, not a start-up error. CASE evaluates in order, so the
+	// table is only looked up when the schema may be used.
+	var canRead *bool
+	if err := conn.QueryRow(ctx, `SELECT CASE
+		WHEN to_regnamespace($1) IS NULL THEN NULL
+		WHEN NOT has_schema_privilege($1, 'USAGE') THEN false
+		WHEN to_regclass($2) IS NULL THEN NULL
+		ELSE has_table_privilege($2, 'SELECT') END`, heartbeat.Schema, heartbeat.QualTable).Scan(&canRead); err != nil {
+		return true, pgconf.Explain(name, cfg, err)
+	}
+	if canRead != nil && !*canRead {
+		return true, fmt.Errorf("%s (%s): user %q may not read %s: run as an administrator where the table is written (the primary, for a standby or an endpoint on one; the subscriber itself): GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT ON %s TO %s: %w",
+			name, pgconf.Addr(cfg), cfg.User, heartbeat.QualTable, heartbeat.Schema, heartbeat.QuoteIdent(cfg.User), heartbeat.QualTable, heartbeat.QuoteIdent(cfg.User), heartbeat.ErrNoPrivilege)
+	}
 	return true, nil
+}
+
+// Rejected reports whether err is a server refusing the probe for a reason
+// only a configuration change fixes: pg_hba.conf (28000), a wrong password
+// (28P01), a missing database (3D000). At start-up these are configuration
+// errors; once running, the same errors are states (a password rotated
+// under a running probe is retried, not fatal).
+func Rejected(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch pe.Code {
+		case "28000", "28P01", "3D000":
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,489 @@
+package faults
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds cmd/walprobe once per test binary.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "walprobe-faults-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "walprobe")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("build walprobe: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// walprobe is a running walprobe binary.
+type walprobe struct {
+	cmd    *exec.Cmd
+	stdout syncBuffer
+	stderr syncBuffer
+	addr   string
+	done   chan struct{}
+	err    error // set when done is closed
+}
+
+var addrRE = regexp.MustCompile(`(?:"addr":"|addr=)([0-9.]+:[0-9]+)`)
+
+// startWalprobe runs walprobe with args and extra environment until the
+// test ends, and waits for its HTTP address.
+func startWalprobe(t *testing.T, env []string, args ...string) *walprobe {
+	t.Helper()
+	w := &walprobe{cmd: exec.Command(buildBinary(t), args...), done: make(chan struct{})}
+	w.cmd.Env = append(os.Environ(), env...)
+	w.cmd.Stdout, w.cmd.Stderr = &w.stdout, &w.stderr
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.err = w.cmd.Wait(); close(w.done) }()
+	t.Cleanup(func() { w.stop(t) })
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := addrRE.FindStringSubmatch(w.stderr.String()); m != nil {
+			w.addr = m[1]
+			return w
+		}
+		select {
+		case <-w.done:
+			t.Fatalf("walprobe exited before serving (%v):\n%s", w.err, w.stderr.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	t.Fatalf("walprobe did not start serving in 30s:\n%s", w.stderr.String())
+	return nil
+}
+
+// stop sends SIGTERM and waits; it is safe to call twice.
+func (w *walprobe) stop(t *testing.T) {
+	select {
+	case <-w.done:
+		return
+	default:
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-w.done:
+	case <-time.After(15 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+		t.Errorf("walprobe did not exit within 15s of SIGTERM")
+	}
+}
+
+// running reports whether the process is still alive.
+func (w *walprobe) running() bool {
+	select {
+	case <-w.done:
+		return false
+	default:
+		return true
+	}
+}
+
+func (w *walprobe) get(path string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+w.addr+path, nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "", err
+	}
+	if resp.StatusCode != 200 {
+		return string(b), fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
+	}
+	return string(b), nil
+}
+
+// state is the part of /v1/state the suite reads.
+type state struct {
+	Beats       int64 `json:"beats"`
+	BeatsMissed int64 `json:"beats_missed"`
+	LastBeat    *struct {
+		Seq      int64   `json:"seq"`
+		WriteRTT float64 `json:"write_rtt_seconds"`
+	} `json:"last_beat"`
+	Primary struct {
+		Up    bool   `json:"up"`
+		Error string `json:"error"`
+	} `json:"primary"`
+	Targets []targetState `json:"targets"`
+}
+
+type targetState struct {
+	Name       string   `json:"name"`
+	State      string   `json:"state"`
+	Lag        *float64 `json:"lag_seconds"`
+	Delay      *float64 `json:"delay_seconds"`
+	ErrorBound *float64 `json:"error_bound_seconds"`
+	LastSeq    *int64   `json:"last_seen_seq"`
+	BeatsTimed int64    `json:"beats_timed"`
+	LastError  string   `json:"last_error"`
+}
+
+func (s state) target(name string) (targetState, bool) {
+	for _, t := range s.Targets {
+		if t.Name == name {
+			return t, true
+		}
+	}
+	return targetState{}, false
+}
+
+// sample is one /v1/state read.
+type sample struct {
+	at time.Time
+	s  state
+}
+
+// sampler reads /v1/state every 100 ms for the whole run, keeps every
+// sample, and collects every body it read for the secret scan.
+type sampler struct {
+	w      *walprobe
+	mu     sync.Mutex
+	all    []sample
+	errs   []string
+	bodies *corpus
+	stop   chan struct{}
+	done   chan struct{}
+	once   sync.Once
+}
+
+func newSampler(w *walprobe, bodies *corpus) *sampler {
+	s := &sampler{w: w, bodies: bodies, stop: make(chan struct{}), done: make(chan struct{})}
+	go s.run()
+	return s
+}
+
+func (s *sampler) run() {
+	defer close(s.done)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	n := 0
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tick.C:
+		}
+		body, err := s.w.get("/v1/state")
+		if err != nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, err.Error())
+			s.mu.Unlock()
+			continue
+		}
+		s.bodies.add("/v1/state", body)
+		var st state
+		if err := json.Unmarshal([]byte(body), &st); err != nil {
+			s.mu.Lock()
+			s.errs = append(s.errs, "bad /v1/state: "+err.Error())
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Lock()
+		s.all = append(s.all, sample{at: time.Now(), s: st})
+		s.mu.Unlock()
+		// /metrics and /v1/history every second: they go into the scan.
+		if n++; n%10 == 0 {
+			if m, err := s.w.get("/metrics"); err == nil {
+				s.bodies.add("/metrics", m)
+			}
+			for _, tg := range st.Targets {
+				if h, err := s.w.get("/v1/history?target=" + tg.Name + "&since=30s&points=30"); err == nil {
+					s.bodies.add("/v1/history", h)
+				}
+			}
+		}
+	}
+}
+
+func (s *sampler) close() { s.once.Do(func() { close(s.stop) }); <-s.done }
+
+// mark returns a position in the sample list.
+func (s *sampler) mark() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.all)
+}
+
+// since returns the samples taken after mark.
+func (s *sampler) since(mark int) []sample {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]sample(nil), s.all[mark:]...)
+}
+
+// latest returns the newest sample.
+func (s *sampler) latest() state {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.all) == 0 {
+		return state{}
+	}
+	return s.all[len(s.all)-1].s
+}
+
+// waitFor polls the newest sample until cond holds or d passes.
+func (s *sampler) waitFor(t *testing.T, d time.Duration, what string, cond func(state) bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		if !s.w.running() {
+			t.Fatalf("walprobe exited (%v) while waiting for %s:\n%s", s.w.err, what, tail(s.w.stderr.String(), 30))
+		}
+		if cond(s.latest()) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timed out after %s waiting for %s; last state:\n%s", d, what, s.describe(s.latest()))
+}
+
+func (s *sampler) describe(st state) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "beats %d missed %d primary up %v %q\n", st.Beats, st.BeatsMissed, st.Primary.Up, st.Primary.Error)
+	for _, t := range st.Targets {
+		fmt.Fprintf(&b, "  %s: %s lag %s seq %v error %q\n", t.Name, t.State, fmtSecs(t.Lag), deref(t.LastSeq), t.LastError)
+	}
+	return b.String()
+}
+
+func fmtSecs(p *float64) string {
+	if p == nil {
+		return "null"
+	}
+	return fmt.Sprintf("%.3fs", *p)
+}
+
+func deref(p *int64) int64 {
+	if p == nil {
+		return -1
+	}
+	return *p
+}
+
+// seqWentBack returns the places where the probe's newest beat seq
+// decreased between two samples.
+func seqWentBack(samples []sample) []string {
+	var bad []string
+	var prev int64
+	for _, sm := range samples {
+		if sm.s.LastBeat == nil {
+			continue
+		}
+		if sm.s.LastBeat.Seq < prev {
+			bad = append(bad, fmt.Sprintf("%d → %d at %s", prev, sm.s.LastBeat.Seq, sm.at.Format("15:04:05.000")))
+		}
+		prev = sm.s.LastBeat.Seq
+	}
+	return bad
+}
+
+// states returns the distinct consecutive states target went through in
+// samples.
+func states(samples []sample, target string) []string {
+	var out []string
+	for _, sm := range samples {
+		if tg, ok := sm.s.target(target); ok && (len(out) == 0 || out[len(out)-1] != tg.State) {
+			out = append(out, tg.State)
+		}
+	}
+	return out
+}
+
+// hasSubsequence reports whether want appears in got in order (not
+// necessarily adjacent).
+func hasSubsequence(got []string, want ...string) bool {
+	i := 0
+	for _, g := range got {
+		if i < len(want) && g == want[i] {
+			i++
+		}
+	}
+	return i == len(want)
+}
+
+// zeroLagWhileDown returns the samples in which target was down and its
+// lag read 0 (a down target's lag is unknown or growing, never 0).
+func zeroLagWhileDown(samples []sample, target string) []string {
+	var bad []string
+	for _, sm := range samples {
+		if tg, ok := sm.s.target(target); ok && tg.State == "down" && tg.Lag != nil && *tg.Lag <= 0 {
+			bad = append(bad, sm.at.Format("15:04:05.000"))
+		}
+	}
+	return bad
+}
+
+// maxLag returns the largest lag target showed in samples.
+func maxLag(samples []sample, target string) float64 {
+	m := -1.0
+	for _, sm := range samples {
+		if tg, ok := sm.s.target(target); ok && tg.Lag != nil && *tg.Lag > m {
+			m = *tg.Lag
+		}
+	}
+	return m
+}
+
+// corpus collects everything the probe emitted, for the secret scan.
+type corpus struct {
+	mu    sync.Mutex
+	texts map[string]*strings.Builder
+}
+
+func newCorpus() *corpus { return &corpus{texts: map[string]*strings.Builder{}} }
+
+func (c *corpus) add(where, text string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := c.texts[where]
+	if b == nil {
+		b = &strings.Builder{}
+		c.texts[where] = b
+	}
+	// Keep memory bounded: identical /v1/state bodies repeat, and the
+	// scan needs every distinct byte, so keep at most 64 MiB per source.
+	if b.Len() < 64<<20 {
+		b.WriteString(text)
+		b.WriteByte('\n')
+	}
+}
+
+// scan returns where each secret was found.
+func (c *corpus) scan(secrets map[string]string) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var hits []string
+	for where, b := range c.texts {
+		s := b.String()
+		for name, sec := range secrets {
+			if sec == "" {
+				continue
+			}
+			if i := strings.Index(s, sec); i >= 0 {
+				hits = append(hits, fmt.Sprintf("%s carries the %s password: …%s…", where, name, redactAround(s, i, len(sec))))
+			}
+		}
+	}
+	return hits
+}
+
+func (c *corpus) sizes() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, b := range c.texts {
+		out[k] = b.Len()
+	}
+	return out
+}
+
+// redactAround shows the context of a hit without the secret itself.
+func redactAround(s string, i, n int) string {
+	lo, hi := max(0, i-60), min(len(s), i+n+60)
+	return s[lo:i] + "<SECRET>" + s[i+n:hi]
+}
+
+// webhook is an httptest receiver that keeps every body.
+type webhook struct {
+	srv    *httptest.Server
+	mu     sync.Mutex
+	bodies []string
+}
+
+func newWebhook(t *testing.T) *webhook {
+	wh := &webhook{}
+	wh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		wh.mu.Lock()
+		wh.bodies = append(wh.bodies, r.URL.Path+" "+string(b))
+		wh.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(wh.srv.Close)
+	return wh
+}
+
+func (wh *webhook) all() []string {
+	wh.mu.Lock()
+	defer wh.mu.Unlock()
+	return append([]string(nil), wh.bodies...)
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// exitCode returns the exit status of a finished command's error.
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
+}
