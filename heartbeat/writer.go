@@ -234,7 +234,10 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 	defer closeConn(conn)
 	var inRecovery bool
 	var reg *string
-	if err := conn.QueryRow(ctx, "SELECT pg_is_in_recovery(), to_regclass($1)::text", QualTable).Scan(&inRecovery, &reg); err != nil {
+	// The catalog, not to_regclass: resolving the name needs USAGE on the
+	// schema, and a role without it should hear which GRANT to run.
+	if err := conn.QueryRow(ctx, `SELECT pg_is_in_recovery(), (SELECT c.relname::text FROM pg_class c
+		JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2)`, Schema, Table).Scan(&inRecovery, &reg); err != nil {
 		return pgconf.Explain("primary", cfg, err)
 	}
 	if inRecovery {
@@ -247,18 +250,24 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 					ErrNotSetUp, pgconf.Addr(cfg), cfg.User, pgErrMsg(err), Script(SetupSQL(SetupOptions{Role: cfg.User, Publication: true})))
 			}
 		}
-		// to_regclass is NULL for a table the role may not see (no USAGE
-		// on the schema) and IF NOT EXISTS skips it without a permission
-		// check: the privilege check below still has to run.
+		// CREATE ... IF NOT EXISTS skips an existing object without a
+		// permission check: the privilege check below still has to run.
 	}
 	// has_table_privilege with a list is true when ANY listed privilege is
 	// held: ask for each one, and for the schema, on its own.
+	// The table is named by OID from the catalog: resolving its name
+	// would itself fail without USAGE on the schema.
 	var missing []string
 	err = conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
-		CASE WHEN has_schema_privilege($1, 'USAGE') THEN NULL ELSE 'USAGE on schema '||$1 END,
-		CASE WHEN has_table_privilege($2, 'SELECT') THEN NULL ELSE 'SELECT' END,
-		CASE WHEN has_table_privilege($2, 'INSERT') THEN NULL ELSE 'INSERT' END,
-		CASE WHEN has_table_privilege($2, 'UPDATE') THEN NULL ELSE 'UPDATE' END], NULL)`, Schema, QualTable).Scan(&missing)
+		CASE WHEN has_schema_privilege(n.oid, 'USAGE') THEN NULL ELSE 'USAGE on schema '||n.nspname END,
+		CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN NULL ELSE 'SELECT' END,
+		CASE WHEN has_table_privilege(c.oid, 'INSERT') THEN NULL ELSE 'INSERT' END,
+		CASE WHEN has_table_privilege(c.oid, 'UPDATE') THEN NULL ELSE 'UPDATE' END], NULL)
+		FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+		WHERE n.nspname = $1 AND c.relname = $2`, Schema, Table).Scan(&missing)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("%w on %s: %s is missing; run `walprobe setup` with an administrator DSN", ErrNotSetUp, pgconf.Addr(cfg), QualTable)
+	}
 	if err != nil {
 		return pgconf.Explain("primary", cfg, err)
 	}

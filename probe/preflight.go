@@ -67,14 +67,15 @@ func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig)
 
 // Rejected reports whether err is a server refusing the probe for a reason
 // only a configuration change fixes: pg_hba.conf (28000), a wrong password
-// (28P01), a missing database (3D000). At start-up these are configuration
+// (28P01), a missing database (3D000), a missing privilege such as CONNECT
+// on the database (42501). At start-up these are configuration
 // errors; once running, the same errors are states (a password rotated
 // under a running probe is retried, not fatal).
 func Rejected(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {
-		case "28000", "28P01", "3D000":
+		case "28000", "28P01", "3D000", "42501":
 			return true
 		}
 	}
