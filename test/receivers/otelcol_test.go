@@ -226,11 +226,13 @@ func checkMetrics(t *testing.T, res []*dumpResource) {
 	if len(lags) == 0 {
 		t.Fatalf("no walprobe.lag point for standby1")
 	}
-	last := lags[len(lags)-1]
-	if lo, hi := 0.5*applyDelay.Seconds(), 5*applyDelay.Seconds(); last < lo || last > hi {
-		t.Errorf("last walprobe.lag for standby1 = %.3fs, want within [%.1f, %.1f]s of an apply delay of %s", last, lo, hi, applyDelay)
+	// The first points come before the first beat shows (lag growing from
+	// 0), so the peak, not every point, is about applyDelay.
+	peak := slices.Max(lags)
+	if lo, hi := 0.5*applyDelay.Seconds(), 5*applyDelay.Seconds(); peak < lo || peak > hi {
+		t.Errorf("walprobe.lag for standby1 peaks at %.3fs (points %v), want within [%.1f, %.1f]s of an apply delay of %s", peak, lags, lo, hi, applyDelay)
 	}
-	t.Logf("walprobe.lag{standby1}: %d points, last %.3fs", len(lags), last)
+	t.Logf("walprobe.lag{standby1}: %d points, peak %.3fs", len(lags), peak)
 }
 
 // completeTrees returns the beat traces with an ok child for both targets.
@@ -263,6 +265,7 @@ func checkTraces(t *testing.T, res []*dumpResource, standbyPort int) {
 	}
 	seqs := map[string]bool{}
 	var delays []float64
+	staged := 0 // stream spans with their stage events
 	for _, bt := range trees {
 		r := bt.root
 		seq := r.attrs["walprobe.beat.seq"]
@@ -308,9 +311,17 @@ func checkTraces(t *testing.T, res []*dumpResource, standbyPort int) {
 		if got := st.attrs["db.system.name"]; got != "Str(postgresql)" {
 			t.Errorf("beat %s stream span db.system.name = %q", seq, got)
 		}
-		if !slices.Equal(st.events, []string{"commit", "server_sent", "received"}) {
+		// A beat whose stages the tracer had not got when it ended carries
+		// no events; one that has them carries all three, in order.
+		switch {
+		case slices.Equal(st.events, []string{"commit", "server_sent", "received"}):
+			staged++
+		case len(st.events) != 0:
 			t.Errorf("beat %s stream span events %v, want [commit server_sent received]", seq, st.events)
 		}
+	}
+	if staged == 0 {
+		t.Errorf("no complete beat's stream span has the commit, server_sent, received events")
 	}
 	for _, dl := range delays {
 		if dl < 0.8*applyDelay.Seconds() || dl > 3*applyDelay.Seconds() {
@@ -318,5 +329,5 @@ func checkTraces(t *testing.T, res []*dumpResource, standbyPort int) {
 			break
 		}
 	}
-	t.Logf("%d complete beat traces; standby1 delays %v s", len(trees), delays)
+	t.Logf("%d complete beat traces (%d with stream stage events); standby1 delays %v s", len(trees), staged, delays)
 }
