@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -287,3 +288,42 @@ func newBlackhole(t *testing.T) *blackhole {
 }
 
 func (b *blackhole) addr() string { return b.ln.Addr().String() }
+
+// synBlackhole is an address where TCP connects never complete, as at a
+// non-routable address on a network that drops packets: a listening
+// socket with a backlog of 0 whose one queue slot the test fills itself
+// and which never accepts, so the kernel drops every further SYN.
+type synBlackhole struct {
+	addr string
+}
+
+func newSynBlackhole(t *testing.T) *synBlackhole {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &synBlackhole{addr: fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)}
+	filler, err := net.DialTimeout("tcp", b.addr, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = filler.Close() })
+	// Prove it: the next connect hangs.
+	if c, err := net.DialTimeout("tcp", b.addr, 200*time.Millisecond); err == nil {
+		_ = c.Close()
+		t.Fatalf("connect to the SYN blackhole %s completed; the kernel did not drop the SYN", b.addr)
+	}
+	return b
+}

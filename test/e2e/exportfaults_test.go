@@ -14,7 +14,8 @@ import (
 
 // TestBlackholedExportersDoNotBlock runs the binary with its OTLP metrics,
 // OTLP traces and webhook all pointed at listeners that accept and never
-// answer (both OTLP protocols, each signal on each), and a dead endpoint
+// answer (both OTLP protocols, each signal on each), or at addresses where
+// connects never complete (like a non-routable address), and a dead endpoint
 // target so a target_down alert is queued at once. Beats keep their
 // cadence, the standby and the stream keep timing every beat, and SIGTERM
 // still exits 0 within the documented bound (--flush-timeout 2s + 1s)
@@ -26,12 +27,24 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 	for _, tc := range []struct {
 		name, metrics, traces string
 		flush                 time.Duration // --flush-timeout; 0: the default, 2s
+		syn                   bool          // connects never complete (SYNs dropped)
 	}{
-		{"metrics_grpc_traces_http", "grpc", "http/protobuf", 0},
-		{"metrics_http_traces_grpc", "http/protobuf", "grpc", time.Second},
+		{"metrics_grpc_traces_http", "grpc", "http/protobuf", 0, false},
+		{"metrics_http_traces_grpc", "http/protobuf", "grpc", time.Second, false},
+		{"syn_dropped_metrics_grpc_traces_http", "grpc", "http/protobuf", 0, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mbh, tbh, hbh := newBlackhole(t), newBlackhole(t), newBlackhole(t)
+			maddr, taddr, haddr := mbh.addr(), tbh.addr(), hbh.addr()
+			connected := func() bool {
+				return mbh.accepted.Load() > 0 && tbh.accepted.Load() > 0 && hbh.accepted.Load() > 0
+			}
+			if tc.syn {
+				// Nothing to count on the server side: the logs below show
+				// every exporter stuck instead.
+				maddr, taddr, haddr = newSynBlackhole(t).addr, newSynBlackhole(t).addr, newSynBlackhole(t).addr
+				connected = func() bool { return true }
+			}
 			flush := 2 * time.Second
 			var flushEnv []string
 			if tc.flush > 0 {
@@ -39,9 +52,9 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 				flushEnv = []string{"WALPROBE_FLUSH_TIMEOUT=" + tc.flush.String()}
 			}
 			p := startBin(t, append(flushEnv,
-				"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=http://"+mbh.addr()+"/v1/metrics",
+				"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=http://"+maddr+"/v1/metrics",
 				"OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="+tc.metrics,
-				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://"+tbh.addr()+"/v1/traces",
+				"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=http://"+taddr+"/v1/traces",
 				"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="+tc.traces,
 				// Export early and often so the exporters are stuck on the
 				// blackholes for the whole run; export timeouts stay at
@@ -52,12 +65,10 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 				"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
 				// Refused at once: target_down is queued for the webhook.
 				"--endpoint", "dead=postgres://walprobe@127.0.0.1:1/postgres?connect_timeout=1",
-				"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "blackhole-"+tc.metrics[:4],
-				"--json", "--webhook-url", "http://"+hbh.addr()+"/hook/token")
+				"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "blackhole-"+tc.name[:8],
+				"--json", "--webhook-url", "http://"+haddr+"/hook/token")
 
-			waitFor(t, 15*time.Second, "every exporter connected to its blackhole", func() bool {
-				return mbh.accepted.Load() > 0 && tbh.accepted.Load() > 0 && hbh.accepted.Load() > 0
-			})
+			waitFor(t, 15*time.Second, "every exporter connected to its blackhole", connected)
 			waitFor(t, 15*time.Second, "standby1 and the stream healthy", func() bool {
 				return p.stateOf(t, "standby1") == "healthy" && p.stateOf(t, "stream") == "healthy"
 			})
@@ -149,6 +160,12 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 			}
 			if strings.Contains(logs, "hook/token") {
 				t.Error("logs carry the webhook URL's path")
+			}
+			// Every sink was stuck on its blackhole when the flush ran out.
+			for _, want := range []string{"otlp metric flush", "otlp trace flush", `msg="alert not delivered"`} {
+				if !strings.Contains(logs, want) {
+					t.Errorf("logs lack %q: that sink was not stuck on its blackhole", want)
+				}
 			}
 			if testing.Verbose() {
 				t.Logf("walprobe logs:\n%s", logs)
