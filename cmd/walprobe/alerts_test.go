@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alecthomas/kong"
+
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/sink/slo"
 )
@@ -155,6 +157,41 @@ func TestSLOFlagErrorsExit2(t *testing.T) {
 				t.Errorf("stderr has %d lines, want one:\n%s", n+1, stderr)
 			}
 			assertNoSecret(t, "stderr", stderr, canary)
+		})
+	}
+}
+
+// TestSLOFromYAML: the slo key takes a map (selector: spec) or a list, as
+// the standby key does; both reach --slo as SELECTOR=SPEC entries.
+func TestSLOFromYAML(t *testing.T) {
+	tests := []struct {
+		name string
+		give string
+		want []string
+	}{
+		{"map", "slo:\n  replica1: 0.999@250ms\n  \"*\": \"99%@1s/7d\"\n", []string{"*=99%@1s/7d", "replica1=0.999@250ms"}},
+		{"list", "slo:\n  - standby=0.99@2s\n  - stream=0.9\n", []string{"standby=0.99@2s", "stream=0.9"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "walprobe.yaml")
+			if err := os.WriteFile(path, []byte(tt.give), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var c cli
+			parser, err := kong.New(&c, kong.Configuration(loadYAML, path), kong.Exit(func(int) {}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := parser.Parse([]string{"run", "--primary", okPrimary}); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(c.Run.SLO, tt.want) {
+				t.Errorf("--slo from YAML = %q, want %q", c.Run.SLO, tt.want)
+			}
+			if _, err := parseSLOs(c.Run.SLO, time.Second, map[string]probe.Kind{"replica1": probe.KindStandby}); err != nil {
+				t.Errorf("entries from YAML do not parse: %v", err)
+			}
 		})
 	}
 }
