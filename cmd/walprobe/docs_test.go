@@ -945,3 +945,41 @@ func TestK8sManifests(t *testing.T) {
 		t.Errorf("Deployment args %q with the Secret's walprobe.yaml: %v", args, err)
 	}
 }
+
+// TestDocsNameRealFlags: every --flag, WALPROBE_* variable and
+// `walprobe COMMAND` the docs mention exists.
+func TestDocsNameRealFlags(t *testing.T) {
+	app := model(t)
+	flags, envs, _ := knownNames(app)
+	cmds := map[string]bool{}
+	for _, c := range app.Node.Children {
+		cmds[c.Name] = true
+	}
+	files, err := filepath.Glob(filepath.Join(docsDir, "*.md"))
+	if err != nil || len(files) < 7 {
+		t.Fatalf("docs/*.md: %d files (%v)", len(files), err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc := string(b)
+		for _, m := range regexp.MustCompile(`(?:^|[\s(\x60'"])--([a-z][a-z0-9-]*[a-z0-9])`).FindAllStringSubmatch(doc, -1) {
+			if !flags[m[1]] {
+				t.Errorf("%s mentions --%s, which is no walprobe flag", filepath.Base(f), m[1])
+			}
+		}
+		for _, m := range regexp.MustCompile(`WALPROBE_[A-Z0-9_]*[A-Z0-9]`).FindAllString(doc, -1) {
+			if !envs[m] {
+				t.Errorf("%s mentions %s, which is no walprobe variable", filepath.Base(f), m)
+			}
+		}
+		// Commands in code: `walprobe X …` spans and indented command lines.
+		for _, m := range regexp.MustCompile("(?m)(?:`|^\\s{4,})walprobe ([a-z]+)\\b").FindAllStringSubmatch(doc, -1) {
+			if !cmds[m[1]] {
+				t.Errorf("%s mentions `walprobe %s`, which is no command", filepath.Base(f), m[1])
+			}
+		}
+	}
+}
