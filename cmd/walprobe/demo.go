@@ -28,11 +28,6 @@ type demoCmd struct {
 // probe on it and draws a live table with keys to inject faults. Every
 // server and temporary directory is removed on the way out.
 func (d *demoCmd) Run(ctx context.Context, s streams) error {
-	if d.Duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d.Duration)
-		defer cancel()
-	}
 	_, err := os.Stat("/usr/sbin/pgbouncer")
 	withBouncer := err == nil
 	// Progress goes to stderr, one line per step the harness finishes
@@ -53,7 +48,7 @@ func (d *demoCmd) Run(ctx context.Context, s streams) error {
 		fmt.Fprintln(s.err, "walprobe demo: stopping servers and removing", c.Dir)
 		_ = c.Close()
 	}()
-	fmt.Fprintf(s.err, "walprobe demo: cluster up in %v; checking the primary and targets, then the live table …\n", c.StartupTime.Round(time.Millisecond))
+	fmt.Fprintln(s.err, "walprobe demo: checking the primary and targets, then the live table …")
 
 	f := probeFlags{
 		Primary: c.Primary.DSN("walprobe"), Interval: d.Interval, ProbeID: "demo", Listen: d.Listen, Stream: true,
@@ -80,7 +75,13 @@ func (d *demoCmd) Run(ctx context.Context, s streams) error {
 		return err
 	}
 	ui.a = a
-	ctx, cancel := context.WithCancel(ctx)
+	// --duration counts from here: the bring-up takes what it takes.
+	var cancel context.CancelFunc
+	if d.Duration > 0 {
+		ctx, cancel = context.WithTimeout(ctx, d.Duration)
+	} else {
+		ctx, cancel = context.WithCancel(ctx)
+	}
 	defer cancel()
 	restore := ui.readKeys(ctx, cancel)
 	defer restore()
