@@ -331,7 +331,23 @@ func TestFaultSuite(t *testing.T) {
 		if win.during.Primary.Up {
 			t.Errorf("primary reported up during the outage")
 		}
+		// The writer's side: up, down, up again.
+		var up []string
+		for _, sm := range win.samples {
+			v := fmt.Sprint(sm.s.Primary.Up)
+			if len(up) == 0 || up[len(up)-1] != v {
+				up = append(up, v)
+			}
+		}
+		if !hasSubsequence(up, "true", "false", "true") {
+			t.Errorf("primary up sequence %v, want true … false … true", up)
+		}
 		for _, n := range []string{"standby1", "standby2", "bouncer"} {
+			// Reachable targets are not down: they lag, then recover.
+			sq := states(win.samples, n)
+			if !hasSubsequence(sq, "healthy", "lagging", "healthy") || hasSubsequence(sq, "down") {
+				t.Errorf("%s states %v during a primary outage, want healthy … lagging … healthy and never down", n, sq)
+			}
 			if ml := maxLag(win.samples, n); ml < outage.Seconds()*0.6 {
 				t.Errorf("%s max lag %.2fs during a %v primary outage, want >= %.2fs", n, ml, outage, outage.Seconds()*0.6)
 			}
