@@ -22,6 +22,9 @@ func FuzzParseDSN(f *testing.F) {
 		"postgresql://u:canary123@h1:5432,h2:x/db?target_session_attrs=read-write",
 		"host=h user=u dbname=d password=canary123 sslmode=disable",
 		"password=canary123 host=/tmp port=",
+		"host=h password=canary123 keepalives=2 keepalives_idle=-1",
+		"postgres://u:canary123@h/db?keepalives_count=x&sslmode=verify-full&sslrootcert=/nonexistent",
+		"host=h password=canary123 sslmode=verify-ca sslcert=/nonexistent",
 		"",
 	} {
 		f.Add(s)
