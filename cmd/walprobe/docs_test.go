@@ -983,3 +983,60 @@ func TestDocsNameRealFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestZshFishCompletion loads the zsh and fish hooks in the real shells:
+// both parse, zsh registers the completion command, and fish completes
+// through it.
+func TestZshFishCompletion(t *testing.T) {
+	zsh, err := exec.LookPath("zsh")
+	if err != nil {
+		t.Fatalf("zsh not found: apt-get install -y zsh (or run .ci/install-deps)")
+	}
+	fish, err := exec.LookPath("fish")
+	if err != nil {
+		t.Fatalf("fish not found: apt-get install -y fish (or run .ci/install-deps)")
+	}
+	bin := buildWalprobe(t)
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home, "XDG_CACHE_HOME="+home, "ZDOTDIR="+home)
+	script := func(sh string) string {
+		out, err := exec.Command(bin, "completion", sh).Output()
+		if err != nil {
+			t.Fatalf("walprobe completion %s: %v", sh, err)
+		}
+		path := filepath.Join(home, "walprobe."+sh)
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	run := func(name string, args ...string) string {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %q: %v\n%s", name, args, err, out)
+		}
+		return string(out)
+	}
+
+	zs := script("zsh")
+	run(zsh, "-n", zs)
+	if got := run(zsh, "-c", `source "$1"; complete -p walprobe`, "zsh", zs); !strings.Contains(got, "-C "+bin+" walprobe") {
+		t.Errorf("zsh did not register walprobe's completion command: %q", got)
+	}
+
+	fs := script("fish")
+	run(fish, "--no-config", "-n", fs)
+	for give, want := range map[string]string{
+		"walprobe se":                "setup",
+		"walprobe run --log-format ": "json text",
+		"walprobe check --form":      "--format",
+	} {
+		got := strings.Fields(run(fish, "--no-config", "-c", `source $argv[1]; complete -C $argv[2]`, fs, give))
+		sort.Strings(got)
+		if strings.Join(got, " ") != want {
+			t.Errorf("fish completes %q to %q, want %q", give, got, want)
+		}
+	}
+}
