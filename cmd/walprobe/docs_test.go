@@ -30,14 +30,14 @@ import (
 // code. `go test ./cmd/walprobe -run TestConfigDoc -update` rewrites the
 // generated ones.
 
-var update = flag.Bool("update", false, "rewrite generated docs (docs/config.md)")
+var updateDocs = flag.Bool("update", false, "rewrite generated docs (docs/config.md)")
 
 //go:generate go test -run TestConfigDoc -update .
 
 const docsDir = "../../docs"
 
-// model returns the kong model walprobe parses with.
-func model(t *testing.T) *kong.Application {
+// cliModel returns the kong model walprobe parses with.
+func cliModel(t *testing.T) *kong.Application {
 	t.Helper()
 	p, err := newParser(&cli{}, kong.Exit(func(int) {}))
 	if err != nil {
@@ -181,10 +181,10 @@ func placeholder(f *kong.Flag) string {
 // TestConfigDoc fails when docs/config.md is not what the flags generate:
 // a flag added, renamed or removed, or a default changed.
 func TestConfigDoc(t *testing.T) {
-	app := model(t)
+	app := cliModel(t)
 	want := renderConfigDoc(app)
 	path := filepath.Join(docsDir, "config.md")
-	if *update {
+	if *updateDocs {
 		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -269,19 +269,11 @@ func knownNames(app *kong.Application) (flags, envs, keys map[string]bool) {
 	return flags, envs, keys
 }
 
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
 
 // TestHelpHasExamples: every command's --help shows an Examples section
 // with at least one walprobe command line.
 func TestHelpHasExamples(t *testing.T) {
-	app := model(t)
+	app := cliModel(t)
 	example := regexp.MustCompile(`(?m)^\s+(?:[A-Z_]+=\S+ \\\n\s+)?(?:source <\()?walprobe `)
 	for _, c := range app.Node.Children {
 		t.Run(c.Name, func(t *testing.T) {
@@ -303,7 +295,7 @@ func TestHelpHasExamples(t *testing.T) {
 // TestHelpExamplesParse: every example command line in the help text
 // names real commands and flags (kong parses it).
 func TestHelpExamplesParse(t *testing.T) {
-	app := model(t)
+	app := cliModel(t)
 	flags, _, _ := knownNames(app)
 	for _, c := range app.Node.Children {
 		_, out, _ := runT(t, c.Name, "--help")
@@ -698,7 +690,7 @@ func parseArgs(t *testing.T, args []string) error {
 // any other variable walprobe does not read.
 func checkEnvNames(t *testing.T, where string, names []string) {
 	t.Helper()
-	_, envs, _ := knownNames(model(t))
+	_, envs, _ := knownNames(cliModel(t))
 	for _, n := range names {
 		switch {
 		case envs[n]:
@@ -800,8 +792,8 @@ func TestSystemdUnit(t *testing.T) {
 	checkEnvNames(t, "deploy/systemd/walprobe.env", names)
 }
 
-// dig walks nested maps and lists: a string key indexes a map, an int a list.
-func dig(v any, path ...any) any {
+// yamlDig walks nested maps and lists: a string key indexes a map, an int a list.
+func yamlDig(v any, path ...any) any {
 	for _, p := range path {
 		switch k := p.(type) {
 		case string:
@@ -821,8 +813,8 @@ func dig(v any, path ...any) any {
 	return v
 }
 
-// list is v as a list, nil when it is none.
-func list(v any) []any {
+// asList is v as a list, nil when it is none.
+func asList(v any) []any {
 	l, _ := v.([]any)
 	return l
 }
@@ -854,7 +846,7 @@ func TestK8sManifests(t *testing.T) {
 				t.Errorf("%s: a document without apiVersion and kind", f)
 				continue
 			}
-			if kind != "Kustomization" && dig(o, "metadata", "name") == nil {
+			if kind != "Kustomization" && yamlDig(o, "metadata", "name") == nil {
 				t.Errorf("%s: %s without metadata.name", f, kind)
 			}
 			objs[kind] = o
@@ -865,7 +857,7 @@ func TestK8sManifests(t *testing.T) {
 			t.Fatalf("deploy/k8s has no %s", k)
 		}
 	}
-	for _, r := range list(dig(objs["Kustomization"], "resources")) {
+	for _, r := range asList(yamlDig(objs["Kustomization"], "resources")) {
 		if s, _ := r.(string); s == "" {
 			t.Errorf("kustomization.yaml: resource %v is not a file name", r)
 		} else if _, err := os.Stat(filepath.Join("../../deploy/k8s", s)); err != nil {
@@ -874,12 +866,12 @@ func TestK8sManifests(t *testing.T) {
 	}
 
 	d := objs["Deployment"]
-	pod := dig(d, "spec", "template", "spec")
-	c := dig(pod, "containers", 0)
-	if dig(pod, "securityContext", "runAsNonRoot") != true {
+	pod := yamlDig(d, "spec", "template", "spec")
+	c := yamlDig(pod, "containers", 0)
+	if yamlDig(pod, "securityContext", "runAsNonRoot") != true {
 		t.Error("Deployment: want securityContext.runAsNonRoot: true")
 	}
-	if dig(c, "securityContext", "readOnlyRootFilesystem") != true || dig(c, "securityContext", "allowPrivilegeEscalation") != false {
+	if yamlDig(c, "securityContext", "readOnlyRootFilesystem") != true || yamlDig(c, "securityContext", "allowPrivilegeEscalation") != false {
 		t.Error("Deployment: want readOnlyRootFilesystem: true and allowPrivilegeEscalation: false")
 	}
 	// Probes on the paths the HTTP API serves.
@@ -890,7 +882,7 @@ func TestK8sManifests(t *testing.T) {
 		api += string(b)
 	}
 	for probe, want := range map[string]string{"livenessProbe": "/healthz", "readinessProbe": "/readyz"} {
-		got, _ := dig(c, probe, "httpGet", "path").(string)
+		got, _ := yamlDig(c, probe, "httpGet", "path").(string)
 		if got != want {
 			t.Errorf("Deployment: %s on %q, want %s", probe, got, want)
 		}
@@ -898,23 +890,23 @@ func TestK8sManifests(t *testing.T) {
 			t.Errorf("sink/api serves no GET %s, which the %s uses", want, probe)
 		}
 	}
-	port, _ := dig(c, "ports", 0, "name").(string)
-	if got := dig(objs["PodMonitor"], "spec", "podMetricsEndpoints", 0, "port"); got != port {
+	port, _ := yamlDig(c, "ports", 0, "name").(string)
+	if got := yamlDig(objs["PodMonitor"], "spec", "podMetricsEndpoints", 0, "port"); got != port {
 		t.Errorf("PodMonitor scrapes port %v, the container's is %q", got, port)
 	}
-	for _, o := range []any{dig(d, "spec", "template", "metadata"), dig(objs["Service"], "metadata")} {
-		if dig(o, "annotations", "prometheus.io/scrape") != "true" {
-			t.Errorf("want the prometheus.io/scrape annotation on %v", dig(o, "name"))
+	for _, o := range []any{yamlDig(d, "spec", "template", "metadata"), yamlDig(objs["Service"], "metadata")} {
+		if yamlDig(o, "annotations", "prometheus.io/scrape") != "true" {
+			t.Errorf("want the prometheus.io/scrape annotation on %v", yamlDig(o, "name"))
 		}
 	}
 
 	// Environment: real variables; secrets from secretKeyRef.
 	var names []string
 	secretRefs := 0
-	for _, e := range list(dig(c, "env")) {
-		n, _ := dig(e, "name").(string)
+	for _, e := range asList(yamlDig(c, "env")) {
+		n, _ := yamlDig(e, "name").(string)
 		names = append(names, n)
-		if dig(e, "valueFrom", "secretKeyRef", "name") == dig(objs["Secret"], "metadata", "name") {
+		if yamlDig(e, "valueFrom", "secretKeyRef", "name") == yamlDig(objs["Secret"], "metadata", "name") {
 			secretRefs++
 		}
 	}
@@ -924,17 +916,17 @@ func TestK8sManifests(t *testing.T) {
 	}
 
 	// The command line, with the Secret's walprobe.yaml where it is mounted.
-	cfg, _ := dig(objs["Secret"], "stringData", "walprobe.yaml").(string)
+	cfg, _ := yamlDig(objs["Secret"], "stringData", "walprobe.yaml").(string)
 	if cfg == "" {
 		t.Fatal("Secret has no stringData walprobe.yaml")
 	}
-	mount, _ := dig(c, "volumeMounts", 0, "mountPath").(string)
+	mount, _ := yamlDig(c, "volumeMounts", 0, "mountPath").(string)
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "walprobe.yaml"), []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var args []string
-	for _, a := range list(dig(c, "args")) {
+	for _, a := range asList(yamlDig(c, "args")) {
 		s, _ := a.(string)
 		args = append(args, strings.ReplaceAll(s, mount, dir))
 	}
@@ -949,7 +941,7 @@ func TestK8sManifests(t *testing.T) {
 // TestDocsNameRealFlags: every --flag, WALPROBE_* variable and
 // `walprobe COMMAND` the docs mention exists.
 func TestDocsNameRealFlags(t *testing.T) {
-	app := model(t)
+	app := cliModel(t)
 	flags, envs, _ := knownNames(app)
 	cmds := map[string]bool{}
 	for _, c := range app.Node.Children {
