@@ -269,7 +269,6 @@ func knownNames(app *kong.Application) (flags, envs, keys map[string]bool) {
 	return flags, envs, keys
 }
 
-
 // TestHelpHasExamples: every command's --help shows an Examples section
 // with at least one walprobe command line.
 func TestHelpHasExamples(t *testing.T) {
