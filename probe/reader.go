@@ -220,7 +220,7 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		if beat.Seq != pollFor {
 			pollFor, prevAt = beat.Seq, -1
 		}
-		at := r.sched.nextPoll(prevAt)
+		at := r.sched.nextPoll(prevAt, beat.RTT())
 		prevAt = at
 		if d := beat.Acked.Add(at).Sub(r.now()); d > 0 {
 			if _, live := wait(d, nil); !live {

@@ -59,15 +59,20 @@ func (s *schedule) expected() (lo, hi time.Duration, ok bool) {
 
 // nextPoll returns how long after the beat's ack the next poll should
 // start, given how long after the ack the previous poll started (prev < 0:
-// none yet for this beat).
-func (s *schedule) nextPoll(prev time.Duration) time.Duration {
+// none yet for this beat) and the beat's write round trip (ack − sent).
+func (s *schedule) nextPoll(prev, rtt time.Duration) time.Duration {
 	lo, hi, ok := s.expected()
 	if !ok {
 		lo, hi = 0, 0
 	}
 	// Start a little before the earliest recent delay, so the first poll
-	// misses and the bracket is tight.
-	guard := 2*s.step + lo/200
+	// misses and the bracket is tight. Delays count from the ack, but a
+	// beat can be visible as early as it was sent: when its ack came back
+	// late (a slow primary, a busy probe) it shows correspondingly earlier
+	// after the ack, so the start moves back by the round trip. Without
+	// that, the first poll would already show such a beat and its bracket
+	// would reach back to the previous beat's poll.
+	guard := 2*s.step + lo/200 + max(rtt, 0)
 	start := max(lo-guard, 0)
 	if prev < 0 {
 		return start

@@ -167,7 +167,7 @@ func BenchmarkScale(b *testing.B) {
 					specs = append(specs, spec{fmt.Sprintf("t%04d", i), probe.KindStandby, sb.DSN("walprobe")})
 				}
 				cpuS, tS := rusage(), time.Now()
-				r := newRig(b, c, iv, specs...)
+				r := newRigLight(b, c, iv, specs...)
 				r.waitTimed(2, 120*time.Second)
 				cpuUp, up := rusage()-cpuS, time.Since(tS)
 				time.Sleep(scaleSettle)

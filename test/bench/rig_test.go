@@ -49,6 +49,17 @@ type collector struct {
 	beats int64
 	seqs  []heartbeat.Beat // every acked beat, in order
 	downs int64            // transitions to down (a poll failed or timed out)
+	// light keeps compactVis records only (take returns nothing; all
+	// returns them as partial visibilities).
+	light   bool
+	compact []compactVis
+	counts  map[string]int // visibilities per target since the last reset
+}
+
+func (c *collector) count(name string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts[name]
 }
 
 func (c *collector) Transition(t probe.TransitionEvent) {
@@ -79,9 +90,23 @@ func (c *collector) acked() []heartbeat.Beat {
 	return slices.Clone(c.seqs)
 }
 
+// compactVis is what the scale benchmark keeps of a visibility: at 1,000
+// targets full records would add megabytes of the benchmark's own to the
+// RSS it measures.
+type compactVis struct {
+	target            string
+	seq               int64
+	delay, errorBound time.Duration
+}
+
 func (c *collector) Visible(v probe.Visibility) {
 	c.mu.Lock()
-	c.vis[v.Target] = append(c.vis[v.Target], v)
+	c.counts[v.Target]++
+	if c.light {
+		c.compact = append(c.compact, compactVis{v.Target, v.Beat.Seq, v.Delay, v.ErrorBound})
+	} else {
+		c.vis[v.Target] = append(c.vis[v.Target], v)
+	}
 	c.mu.Unlock()
 }
 
@@ -98,12 +123,17 @@ func (c *collector) all() []probe.Visibility {
 	for _, v := range c.vis {
 		out = append(out, v...)
 	}
+	for _, v := range c.compact {
+		out = append(out, probe.Visibility{Target: v.target, Beat: heartbeat.Beat{Seq: v.seq}, Delay: v.delay, ErrorBound: v.errorBound})
+	}
 	return out
 }
 
 func (c *collector) reset() {
 	c.mu.Lock()
 	c.vis = map[string][]probe.Visibility{}
+	c.counts = map[string]int{}
+	c.compact = nil
 	c.mu.Unlock()
 }
 
@@ -135,12 +165,24 @@ type rig struct {
 
 func newRig(b *testing.B, c *cluster.Cluster, interval time.Duration, specs ...spec) *rig {
 	b.Helper()
+	return startRig(b, c, interval, false, specs)
+}
+
+// newRigLight is newRig with a collector that keeps compact records only
+// (for the scale benchmark, which measures the process's RSS).
+func newRigLight(b *testing.B, c *cluster.Cluster, interval time.Duration, specs ...spec) *rig {
+	b.Helper()
+	return startRig(b, c, interval, true, specs)
+}
+
+func startRig(b *testing.B, c *cluster.Cluster, interval time.Duration, light bool, specs []spec) *rig {
+	b.Helper()
 	pc, err := pgconf.Parse("primary", c.Primary.DSN("walprobe"))
 	if err != nil {
 		b.Fatal(err)
 	}
 	p := probe.New(probe.Config{ProbeID: probeID, Interval: interval}, quiet)
-	r := &rig{b: b, p: p, obs: &collector{vis: map[string][]probe.Visibility{}}, readers: map[string]*probe.Reader{},
+	r := &rig{b: b, p: p, obs: &collector{vis: map[string][]probe.Visibility{}, counts: map[string]int{}, light: light}, readers: map[string]*probe.Reader{},
 		interval: interval, primary: pc}
 	p.Observe(r.obs)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -216,7 +258,7 @@ func (r *rig) waitTimed(n int, timeout time.Duration) {
 	for {
 		ok := true
 		for name := range r.readers {
-			if len(r.obs.take(name)) < n {
+			if r.obs.count(name) < n {
 				ok = false
 				break
 			}
