@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,6 +19,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -1029,5 +1033,84 @@ func TestZshFishCompletion(t *testing.T) {
 		if strings.Join(got, " ") != want {
 			t.Errorf("fish completes %q to %q, want %q", give, got, want)
 		}
+	}
+}
+
+// TestTroubleshootingCoversErrors is the other direction: every message
+// the functions that explain errors to users can produce (pgconf's Explain
+// and TLS helpers, the stream's setup errors, the target preflight) has an
+// entry in docs/troubleshooting.md, found by a heading that is part of it.
+// Generic wrappers with little fixed text ("%s: %s (SQLSTATE %s)") are
+// exempt.
+func TestTroubleshootingCoversErrors(t *testing.T) {
+	doc := readDoc(t, "troubleshooting.md")
+	var headings []string
+	for _, h := range regexp.MustCompile("(?m)^### (?:`` (.+) ``|`([^`]+)`)$").FindAllStringSubmatch(doc, -1) {
+		headings = append(headings, h[1]+h[2])
+	}
+	scope := map[string][]string{
+		"../../probe/pgconf/pgconf.go": {"Parse", "Explain"},
+		"../../probe/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
+		"../../walstream/errors.go":    {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
+		"../../probe/preflight.go":     {"Preflight"},
+	}
+	verbs := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)
+	letters := regexp.MustCompile(`[A-Za-z]`)
+	checked := 0
+	for file, funcs := range scope {
+		fset := token.NewFileSet()
+		f, err := parser.ParseFile(fset, file, nil, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		found := map[string]bool{}
+		for _, d := range f.Decls {
+			fd, ok := d.(*ast.FuncDecl)
+			if !ok || !slices.Contains(funcs, fd.Name.Name) {
+				continue
+			}
+			found[fd.Name.Name] = true
+			var lits []*ast.BasicLit
+			ast.Inspect(fd.Body, func(n ast.Node) bool {
+				switch x := n.(type) {
+				case *ast.CallExpr:
+					if sel, ok := x.Fun.(*ast.SelectorExpr); ok && len(x.Args) > 0 {
+						if id, ok := sel.X.(*ast.Ident); ok && id.Name == "fmt" && (sel.Sel.Name == "Sprintf" || sel.Sel.Name == "Errorf") {
+							if l, ok := x.Args[0].(*ast.BasicLit); ok {
+								lits = append(lits, l)
+							}
+						}
+					}
+				case *ast.ReturnStmt:
+					for _, r := range x.Results {
+						if l, ok := r.(*ast.BasicLit); ok {
+							lits = append(lits, l)
+						}
+					}
+				}
+				return true
+			})
+			for _, l := range lits {
+				s, err := strconv.Unquote(l.Value)
+				if err != nil || l.Kind != token.STRING {
+					continue
+				}
+				if len(letters.FindAllString(verbs.ReplaceAllString(s, ""), -1)) < 20 {
+					continue // a wrapper: the message is in what it wraps
+				}
+				checked++
+				if !slices.ContainsFunc(headings, func(h string) bool { return strings.Contains(s, h) }) {
+					t.Errorf("%s (%s): message %q has no entry in docs/troubleshooting.md: add a heading that is a fragment of it", fset.Position(l.Pos()), fd.Name.Name, s)
+				}
+			}
+		}
+		for _, fn := range funcs {
+			if !found[fn] {
+				t.Errorf("%s: no func %s any more: update the scope of this test", file, fn)
+			}
+		}
+	}
+	if checked < 20 {
+		t.Errorf("only %d messages checked: the scope is stale", checked)
 	}
 }
