@@ -503,6 +503,15 @@ func TestFaultSuite(t *testing.T) {
 		if !w.running() {
 			t.Fatalf("walprobe exited during the failover: %v", w.err)
 		}
+		// The logical stream uses the same multi-host DSN: it follows too,
+		// with a new temporary slot on the promoted server.
+		smp.waitFor(t, 30*time.Second, "the stream timing beats from the new primary", func(st state) bool {
+			tg, ok := st.target("stream")
+			return ok && tg.State == "healthy" && tg.BeatsTimed > func() int64 { tg, _ := after.target("stream"); return tg.BeatsTimed }()+5
+		})
+		if v, err := s2.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE temporary AND active"); err != nil || v != "1" {
+			t.Errorf("temporary active slots on the new primary: %q (%v), want 1", v, err)
+		}
 		// The promoted server's row is behind the old primary's by the
 		// split-brain beats; seq must still only grow.
 		if bad := seqWentBack(smp.since(0)); len(bad) > 0 {
