@@ -3,6 +3,7 @@ package receivers
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -129,5 +130,16 @@ func TestAttrValue(t *testing.T) {
 	}
 	if _, ok := attrFloat("Str(1.5)"); ok {
 		t.Errorf("attrFloat(Str(1.5)) ok, want a number type only")
+	}
+}
+
+func TestFailedExports(t *testing.T) {
+	log := `time=1 level=INFO msg="exporting metrics over otlp"
+time=2 level=WARN msg="otlp export failed; check the collector" error="failed to upload metrics: Post \"http://127.0.0.1:1/v1/metrics\": context canceled"
+time=3 level=WARN msg="otlp export failed; check the collector" error="traces export: connection refused"
+time=4 level=WARN msg="otlp trace flush" error="context deadline exceeded"`
+	got := failedExports(log)
+	if len(got) != 2 || !strings.HasPrefix(got[0], "time=3") || !strings.HasPrefix(got[1], "time=4") {
+		t.Errorf("failedExports = %q, want the time=3 and time=4 lines", got)
 	}
 }
