@@ -108,6 +108,7 @@ func TestFaultSuite(t *testing.T) {
 	}
 	wh := newWebhook(t)
 	out := newCorpus()
+	otlp := newOTLPReceiver(t, out)
 
 	// The primary is a multi-host DSN: the old primary through toxiproxy,
 	// then standby2; target_session_attrs=read-write picks the writable one.
@@ -125,7 +126,8 @@ func TestFaultSuite(t *testing.T) {
 		"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "faults",
 		"--json", "--log-format", "json", "--log-level", "debug",
 		"--webhook-url", wh.srv.URL+"/hook/"+randomHex(4), "--alert-lag-warning", "1s", "--alert-lag-critical", "3s",
-		"--stall-after", "3s")
+		"--stall-after", "3s",
+		"--otlp-endpoint", otlp.srv.URL, "--otlp-protocol", "http", "--trace-timeout", "2s")
 	smp := newSampler(w, out)
 	defer smp.close()
 
@@ -533,7 +535,7 @@ func TestFaultSuite(t *testing.T) {
 	t.Run("no_secret_anywhere", func(t *testing.T) {
 		sizes := out.sizes()
 		t.Logf("scanned bytes per source: %v; webhook bodies %d", sizes, len(wh.all()))
-		for _, src := range []string{"stderr (json logs)", "stdout (--json)", "/v1/state", "/metrics", "/v1/history", "webhook bodies", "PGPASSWORD run stderr", "PGPASSWORD run --json"} {
+		for _, src := range []string{"stderr (json logs)", "stdout (--json)", "/v1/state", "/metrics", "/v1/history", "webhook bodies", "PGPASSWORD run stderr", "PGPASSWORD run --json", "OTLP /v1/traces", "OTLP /v1/metrics"} {
 			if sizes[src] < 100 {
 				t.Errorf("%s: only %d bytes captured, the scan would prove nothing", src, sizes[src])
 			}

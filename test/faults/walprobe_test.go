@@ -2,6 +2,7 @@ package faults
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
 	"encoding/json"
 	"errors"
@@ -361,12 +362,25 @@ func hasSubsequence(got []string, want ...string) bool {
 }
 
 // zeroLagWhileDown returns the samples in which target was down and its
-// lag read 0 (a down target's lag is unknown or growing, never 0).
+// lag read 0 although the probe knew better: a newer beat was acked than
+// the one the target last showed, or beats had been missed since the
+// window began (the primary is out). Before either, 0 is the truth: the
+// target had shown every beat there was.
 func zeroLagWhileDown(samples []sample, target string) []string {
 	var bad []string
+	if len(samples) == 0 {
+		return nil
+	}
+	missed0 := samples[0].s.BeatsMissed
 	for _, sm := range samples {
-		if tg, ok := sm.s.target(target); ok && tg.State == "down" && tg.Lag != nil && *tg.Lag <= 0 {
-			bad = append(bad, sm.at.Format("15:04:05.000"))
+		tg, ok := sm.s.target(target)
+		if !ok || tg.State != "down" || tg.Lag == nil || *tg.Lag > 0 {
+			continue
+		}
+		newer := sm.s.LastBeat != nil && tg.LastSeq != nil && sm.s.LastBeat.Seq > *tg.LastSeq
+		if newer || sm.s.BeatsMissed > missed0 {
+			bad = append(bad, fmt.Sprintf("%s (newest beat %v, shown %d, missed %d → %d)",
+				sm.at.Format("15:04:05.000"), sm.s.LastBeat != nil && newer, deref(tg.LastSeq), missed0, sm.s.BeatsMissed))
 		}
 	}
 	return bad
@@ -486,4 +500,34 @@ func exitCode(err error) int {
 		return -1
 	}
 	return 0
+}
+
+// otlpReceiver accepts OTLP/HTTP posts and keeps every body, decompressed:
+// protobuf carries strings as raw bytes, so a password in a span
+// attribute, event or status message shows up to a substring search.
+type otlpReceiver struct {
+	srv *httptest.Server
+	c   *corpus
+}
+
+func newOTLPReceiver(t *testing.T, c *corpus) *otlpReceiver {
+	o := &otlpReceiver{c: c}
+	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var body io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+			defer zr.Close()
+			body = zr
+		}
+		b, _ := io.ReadAll(body)
+		o.c.add("OTLP "+r.URL.Path, string(b))
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(o.srv.Close)
+	return o
 }
