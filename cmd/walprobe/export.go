@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
 	"sync/atomic"
 	"time"
 
@@ -69,7 +70,12 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		// The SDK reports failed exports through this global; send them to
 		// our logger instead of its default stderr logger.
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			logger.Warn("otlp export failed; check the collector", "error", err.Error())
+			if errors.Is(err, context.Canceled) {
+				// Shutdown cancels the export in flight and exports
+				// once more: nothing is lost, nothing to check.
+				return
+			}
+			logger.Warn("otlp export failed; check the collector", "error", redactURLs(err.Error()))
 		}))
 	}
 	res, err := otlp.Resource(ctx, oc)
@@ -216,3 +222,10 @@ func (f *exportFlags) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// userinfo matches the user:password@ part of a URL in an error text (the
+// HTTP exporters quote their endpoint URL in errors).
+var userinfo = regexp.MustCompile(`(://)[^/@\s"]*@`)
+
+// redactURLs removes credentials embedded in URLs from s.
+func redactURLs(s string) string { return userinfo.ReplaceAllString(s, "${1}REDACTED@") }
