@@ -20,7 +20,7 @@ import (
 
 type demoCmd struct {
 	Interval time.Duration `help:"Time between beats." default:"1s"`
-	Listen   string        `help:"HTTP address for /metrics and /v1/state while the demo runs." default:"127.0.0.1:9187"`
+	Listen   string        `help:"HTTP address for the status page (/), /metrics and /v1/state while the demo runs." default:"127.0.0.1:9187"`
 	Duration time.Duration `help:"Stop after this long (0: until q or Ctrl-C)." default:"0"`
 }
 
@@ -191,7 +191,7 @@ func (u *demoUI) render(s probe.Snapshot) string {
 	if s.LastBeat != nil {
 		seq = s.LastBeat.Seq
 	}
-	fmt.Fprintf(&b, "walprobe demo   primary %s   beat #%d   missed %d   http://%s/v1/state\n\n",
+	fmt.Fprintf(&b, "walprobe demo   primary %s   beat #%d   missed %d   status page http://%s/\n\n",
 		pgconf.Addr(u.a.writerConn()), seq, s.BeatsMissed, u.a.http.Addr())
 	fmt.Fprintf(&b, "%-11s %-10s %-10s │ %-9s %-20s │ %-14s %-13s %-10s\n", "TARGET", "KIND", "STATE", "TRUE LAG", "LAST DELAY ±BOUND", "CLASSIC replay", "exporter-lag", "recv-gap")
 	fmt.Fprintf(&b, "%s\n", strings.Repeat("─", 112))

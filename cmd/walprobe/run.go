@@ -39,7 +39,7 @@ type probeFlags struct {
 	Endpoint     []string      `help:"Read endpoint: pgbouncer, pgpool, a cloud reader endpoint (repeatable)." placeholder:"NAME=DSN" sep:"none"`
 	Interval     time.Duration `help:"Time between beats (>= 100ms)." default:"1s"`
 	ProbeID      string        `help:"Stable id of this probe: its row in walprobe.heartbeat (default: hostname)." name:"probe-id"`
-	Listen       string        `help:"HTTP address for /metrics, /v1/state, /healthz." default:"127.0.0.1:9187"`
+	Listen       string        `help:"HTTP address for the status page (/), /metrics, /v1/state, /v1/history, /healthz, /readyz." default:"127.0.0.1:9187"`
 	Stream       bool          `help:"Time beats on the WAL stream with a temporary logical slot (role needs REPLICATION)." default:"true" negatable:""`
 	LagThreshold time.Duration `help:"Lag at which a target is lagging (default: max(1s, 2 intervals))." placeholder:"DURATION"`
 	StallAfter   time.Duration `help:"A target with beats outstanding that shows none for this long is stalled (default: max(10s, 5 intervals))." placeholder:"DURATION"`
