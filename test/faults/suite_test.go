@@ -256,6 +256,24 @@ func TestFaultSuite(t *testing.T) {
 			t.Errorf("max lag %.3fs while standby1 was blackholed for 6 s, want >= 4s", ml)
 		}
 		checkNoZeroLag(t, win.samples, "standby1")
+		// A stuck reader must not pile up sessions: once the blackhole is
+		// gone, standby1 holds exactly the reader's one session again.
+		var sessions string
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			v, err := c.Standbys[0].Scalar(ctx, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'wp_pgpass'")
+			if err == nil {
+				sessions = v
+			}
+			if sessions == "1" || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		t.Logf("reader sessions on standby1 after the blackhole: %s", sessions)
+		if sessions != "1" {
+			t.Errorf("standby1 holds %s sessions of the reader's role 15 s after the blackhole, want 1 (sessions pile up)", sessions)
+		}
 	})
 
 	t.Run("standby_restart", func(t *testing.T) {
