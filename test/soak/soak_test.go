@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -22,6 +20,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/walprobebin"
 )
 
 var soakFor = flag.Duration("soak", 0, "run the soak this long (e.g. 10m, with -timeout 20m); 0 runs a 20 s smoke of the same loop")
@@ -66,12 +65,12 @@ func TestSoak(t *testing.T) {
 			pl.length, pl.length, (pl.length + 5*time.Minute).Round(time.Minute))
 	}
 	c := cluster.StartT(t, cluster.Options{Standbys: 2})
-	bin := buildBinary(t)
+	bin := walprobebin.Build(t)
 	cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"),
 		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
 		"--standby", "standby2="+c.Standbys[1].DSN("walprobe"),
 		"--interval", "100ms", "--listen", "127.0.0.1:0", "--probe-id", "soak")
-	addr, logs := start(t, cmd)
+	addr, logs := walprobebin.Start(t, cmd)
 	ctx, cancel := context.WithTimeout(context.Background(), pl.length+time.Minute)
 	defer cancel()
 
@@ -126,7 +125,7 @@ func TestSoak(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := wait(cmd, 15*time.Second); err != nil {
+	if err := walprobebin.Wait(cmd, 15*time.Second); err != nil {
 		t.Errorf("walprobe after SIGTERM: %v", err)
 	}
 	all := <-logs
@@ -342,83 +341,4 @@ func waitHealthy(t *testing.T, addr string, d time.Duration) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("targets not all healthy %s after the soak:\n%s", d, body)
-}
-
-var binPath string
-
-// buildBinary builds cmd/walprobe once per test process.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if binPath != "" {
-		return binPath
-	}
-	dir, err := os.MkdirTemp("", "walprobe-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	p := filepath.Join(dir, "walprobe")
-	out, err := exec.Command("go", "build", "-o", p, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build walprobe: %v\n%s", err, out)
-	}
-	binPath = p
-	return p
-}
-
-// start starts cmd and returns the address it serves HTTP on and a channel
-// that yields its whole stderr once it exits; the process is killed when
-// the test ends if it still runs.
-func start(t *testing.T, cmd *exec.Cmd) (string, <-chan string) {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lc := make(chan string, 1)
-	addrc := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		for sc.Scan() {
-			all.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		lc <- all.String()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	select {
-	case addr := <-addrc:
-		return addr, lc
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("walprobe did not start serving:\n%s", <-lc)
-	}
-	return "", nil
-}
-
-// wait waits up to d for cmd to exit.
-func wait(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("did not exit within %s", d)
-	}
 }

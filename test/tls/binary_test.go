@@ -1,22 +1,19 @@
 package tls
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/walprobebin"
 )
 
 // TestBinaryOverVerifyFull runs the walprobe binary against a primary and
@@ -31,10 +28,10 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 		return fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=%s sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s keepalives_idle=30",
 			s.Port, cluster.CertUser, c.TLS.Bundle, c.TLS.ClientCert, c.TLS.ClientKey)
 	}
-	cmd := exec.Command(buildBinary(t), "run", "--primary", dsn(c.Primary),
+	cmd := exec.Command(walprobebin.Build(t), "run", "--primary", dsn(c.Primary),
 		"--standby", "standby1="+dsn(c.Standbys[0]),
 		"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "tlstest")
-	addr, logs := start(t, cmd)
+	addr, logs := walprobebin.Start(t, cmd)
 	get := func(path string) string {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -84,89 +81,11 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if err := wait(cmd, 10*time.Second); err != nil {
+	if err := walprobebin.Wait(cmd, 10*time.Second); err != nil {
 		t.Errorf("walprobe after SIGTERM: %v", err)
 	}
 	if all := <-logs; strings.Contains(all, "level=ERROR") {
 		t.Errorf("walprobe logged errors:\n%s", all)
-	}
-}
-
-var binPath string
-
-// buildBinary builds cmd/walprobe once per test process.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if binPath != "" {
-		return binPath
-	}
-	dir, err := os.MkdirTemp("", "walprobe-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "walprobe")
-	out, err := exec.Command("go", "build", "-o", p, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build walprobe: %v\n%s", err, out)
-	}
-	binPath = p
-	return p
-}
-
-// start starts cmd and returns the address it serves HTTP on and a channel
-// that yields its whole stderr once it exits. The process is killed when
-// the test ends if it still runs.
-func start(t *testing.T, cmd *exec.Cmd) (addr string, logs <-chan string) {
-	t.Helper()
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lc := make(chan string, 1)
-	addrc := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		for sc.Scan() {
-			all.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		lc <- all.String()
-	}()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}
-	})
-	select {
-	case addr = <-addrc:
-		return addr, lc
-	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("walprobe did not start serving:\n%s", <-lc)
-	}
-	return "", nil
-}
-
-// wait waits up to d for cmd to exit.
-func wait(cmd *exec.Cmd, d time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		return err
-	case <-time.After(d):
-		_ = cmd.Process.Kill()
-		<-done
-		return fmt.Errorf("did not exit within %s", d)
 	}
 }
 
