@@ -1,4 +1,4 @@
-.PHONY: test demo build bench
+.PHONY: test demo build bench fuzz
 
 # The test command README.md documents and .ci/run calls.
 test:
@@ -17,3 +17,15 @@ build:
 bench:
 	mkdir -p bench/results
 	go test -run '^$$' -bench . -benchtime 1x -timeout 30m ./test/bench/ | tee bench/results/latest.txt
+
+# Random fuzzing, outside the CI gate: FUZZTIME per target (default 30s).
+# A failure leaves its input in the package's testdata/fuzz/<Target>/:
+# fix the root cause and commit the input so `make test` replays it.
+FUZZTIME ?= 30s
+FUZZ_TARGETS = ./probe/pgconf:FuzzParseDSN ./cmd/walprobe:FuzzConfigYAML
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$name ($$pkg) for $(FUZZTIME)"; \
+	  go test -run '^$$' -fuzz "^$$name$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done

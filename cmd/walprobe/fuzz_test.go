@@ -11,9 +11,8 @@ import (
 // FuzzConfigYAML feeds arbitrary files to the YAML resolver: loading,
 // validating against the real flags and resolving every flag must not
 // panic.
-// Seeds are also committed under testdata/fuzz/FuzzConfigYAML. Bounded run:
-//
-//	go test -run '^$' -fuzz FuzzConfigYAML -fuzztime 20s ./cmd/walprobe/
+// Seeds are also committed under testdata/fuzz/FuzzConfigYAML; plain
+// `go test` replays them. The random search is `make fuzz`, never CI.
 func FuzzConfigYAML(f *testing.F) {
 	for _, s := range []string{
 		"intervall: 1s\n",

@@ -2,16 +2,23 @@ package pgconf
 
 import (
 	"net/url"
-	"regexp"
+	"os"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// Seeds are also committed under testdata/fuzz/FuzzParseDSN. A bounded run
-// for CI:
-//
-//	go test -run '^$' -fuzz FuzzParseDSN -fuzztime 20s ./probe/pgconf/
+// Seeds are also committed under testdata/fuzz/FuzzParseDSN; plain
+// `go test` replays them. The random search is `make fuzz`, never CI: every
+// input it finds goes into testdata/fuzz so it replays forever.
 func FuzzParseDSN(f *testing.F) {
+	// pgconn also reads a password from the environment and ~/.pgpass;
+	// the oracle knows only the DSN.
+	f.Setenv("PGPASSWORD", "")
+	f.Setenv("PGPASSFILE", os.DevNull)
+	f.Setenv("PGSERVICEFILE", os.DevNull)
 	for _, s := range []string{
 		"host=x port=notaport password=canary123",
 		"host=x password='canary 123' port=1x",
@@ -26,16 +33,28 @@ func FuzzParseDSN(f *testing.F) {
 		"postgres://u:canary123@h/db?keepalives_count=x&sslmode=verify-full&sslrootcert=/nonexistent",
 		"host=h password=canary123 sslmode=verify-ca sslcert=/nonexistent",
 		"",
+		// Found by the random search: key 0 has the value "pAssword=";
+		// there is no password (the old oracle read one).
+		"0=pAssword= keepalives=",
+		"PASSWORD=canary123 host=x port=x",
+		`host=x password=can\ ary123 port=x`,
+		"postgres://u@h/db?pass%77ord=canary123&port=x",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, dsn string) {
+		pws := fuzzPasswords(dsn)
+		// The oracle must read what pgconn reads: when pgconn accepts
+		// the DSN, its password is one the oracle found.
+		if cfg, err := pgconn.ParseConfig(dsn); err == nil && cfg.Password != "" && !slices.Contains(pws, cfg.Password) {
+			t.Fatalf("oracle misreads %q: pgconn's password %q, oracle %q", dsn, cfg.Password, pws)
+		}
 		_, err := Parse("--primary", dsn)
 		if err == nil {
 			return
 		}
 		msg := err.Error()
-		for _, pw := range fuzzPasswords(dsn) {
+		for _, pw := range pws {
 			if leaks(msg, pw) {
 				t.Fatalf("Parse(%q) error carries password %q: %s", dsn, pw, msg)
 			}
@@ -43,33 +62,114 @@ func FuzzParseDSN(f *testing.F) {
 	})
 }
 
-// fuzzPasswords reads the password out of dsn independently of Redact:
-// password= values (quoted or not), URI userinfo as written and decoded.
+// fuzzPasswords reads the passwords out of dsn the way pgconn does, and
+// independently of Redact (which over-approximates on purpose):
+//
+//   - a URI (postgres:// or postgresql://): the userinfo password as written
+//     and percent-decoded, and every ?password= value as written and
+//     query-decoded;
+//   - key=value pairs: libpq's grammar, which pgconn follows. A keyword is
+//     a run of non-space bytes up to '=', matched case-sensitively
+//     ("PASSWORD=x" is an unknown keyword, not a password); a value is
+//     either single-quoted with backslash escapes or runs to the next
+//     space, backslash escaping the next byte. So in `0=pAssword= x=` the
+//     key 0 has the value `pAssword=`, and there is no password at all.
+//
+// The pairs read before a syntax error count: pgconn has read them too.
 func fuzzPasswords(dsn string) []string {
-	var out []string
-	for _, m := range fuzzKV.FindAllStringSubmatch(dsn, -1) {
-		v := m[1]
-		if strings.HasPrefix(v, "'") {
-			v = strings.TrimSuffix(strings.TrimPrefix(v, "'"), "'")
-		} else if i := strings.IndexByte(v, '&'); i >= 0 { // URI query
-			v = v[:i]
-		}
-		out = append(out, v)
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return uriPasswords(dsn)
 	}
-	if _, rest, ok := strings.Cut(dsn, "://"); ok {
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			if _, pw, ok := strings.Cut(rest[:at], ":"); ok {
-				out = append(out, pw)
-				if d, err := url.PathUnescape(pw); err == nil {
-					out = append(out, d)
-				}
+	var out []string
+	for _, kv := range libpqPairs(dsn) {
+		if kv[0] == "password" && kv[1] != "" {
+			out = append(out, kv[1], kv[2])
+		}
+	}
+	return out
+}
+
+func uriPasswords(dsn string) []string {
+	var out []string
+	_, rest, _ := strings.Cut(dsn, "://")
+	hostPart, query, _ := strings.Cut(rest, "?")
+	if at := strings.LastIndex(hostPart, "@"); at >= 0 {
+		if _, pw, ok := strings.Cut(hostPart[:at], ":"); ok && pw != "" {
+			out = append(out, pw)
+			if d, err := url.PathUnescape(pw); err == nil {
+				out = append(out, d)
+			}
+		}
+	}
+	for _, kv := range strings.Split(query, "&") {
+		k, v, _ := strings.Cut(kv, "=")
+		if dk, err := url.QueryUnescape(k); (err == nil && dk == "password") || k == "password" {
+			out = append(out, v)
+			if d, err := url.QueryUnescape(v); err == nil {
+				out = append(out, d)
 			}
 		}
 	}
 	return out
 }
 
-var fuzzKV = regexp.MustCompile(`(?i)password\s*=\s*('[^']*'?|[^\s]+)`)
+// libpqPairs tokenises a key=value connection string: each pair is
+// {key, value, value as written}. It stops at the first syntax error.
+func libpqPairs(s string) [][3]string {
+	const space = " \t\n\r\v\f"
+	var out [][3]string
+	s = strings.TrimLeft(s, space)
+	for s != "" {
+		eq := strings.IndexByte(s, '=')
+		if eq < 0 {
+			return out
+		}
+		key := strings.Trim(s[:eq], space)
+		if key == "" || strings.ContainsAny(key, space) {
+			return out
+		}
+		s = strings.TrimLeft(s[eq+1:], space)
+		var raw string
+		if strings.HasPrefix(s, "'") {
+			end := 1
+			for ; end < len(s) && s[end] != '\''; end++ {
+				if s[end] == '\\' {
+					end++
+				}
+			}
+			if end >= len(s) {
+				return out // unterminated quote
+			}
+			raw, s = s[1:end], s[end+1:]
+		} else {
+			end := 0
+			for ; end < len(s) && !strings.ContainsRune(space, rune(s[end])); end++ {
+				if s[end] == '\\' {
+					end++
+				}
+			}
+			end = min(end, len(s))
+			raw, s = s[:end], s[end:]
+		}
+		out = append(out, [3]string{key, unescapeLibpq(raw), raw})
+		s = strings.TrimLeft(s, space)
+	}
+	return out
+}
+
+func unescapeLibpq(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' {
+			i++
+			if i == len(s) {
+				break
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
 
 // leaks reports whether msg shows pw. Short passwords, and ones that are
 // words of the fixed message text, match by chance and prove nothing.
