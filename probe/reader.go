@@ -163,7 +163,7 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			lastClassic = start
 		}
 		if v, ok := r.target.Seen(seq, lower, end); ok {
-			r.sched.observe(v.Delay)
+			r.sched.observe(v.Delay, v.ErrorBound, v.Beat.RTT())
 		}
 		return nil
 	}
@@ -221,12 +221,14 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			pollFor, prevAt = beat.Seq, -1
 		}
 		at := r.sched.nextPoll(prevAt, beat.RTT())
-		prevAt = at
 		if d := beat.Acked.Add(at).Sub(r.now()); d > 0 {
 			if _, live := wait(d, nil); !live {
 				return nil
 			}
 		}
+		// The real start, not the plan: a reader behind its plan (a slow
+		// poll, a beat acked long ago) backs off from where it is.
+		prevAt = r.now().Sub(beat.Acked)
 		if err := poll(sinceClassic >= r.cfg.Interval-classicSlack); err != nil {
 			return r.pollErr(ctx, err)
 		}

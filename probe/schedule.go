@@ -11,84 +11,99 @@ import (
 // that did not show it and the first that did, so the error bound is half
 // the gap between those two polls. Polling constantly would keep the bound
 // small but load the target; instead the schedule polls densely only where
-// the beat is likely to appear: right after the ack, and around the delay
-// recent beats showed (a standby with a steady 2 s apply delay is timed as
-// tightly as a fast one). Past anything seen before, it backs off
-// geometrically to a cap.
+// the beat is likely to appear: around the delay recent beats showed.
+//
+// The dense window is as wide as the recent delays are spread, never as
+// wide as they are long: a standby with a steady one-hour apply delay
+// (recovery_min_apply_delay, a common disaster-recovery setup) is polled a
+// few times per beat around the hour, exactly as tightly as a fast one.
+// Its step grows with the spread, to maxDenseStep, so the polls per beat
+// stay bounded (about four) whatever the delay. Past anything seen before
+// it backs off geometrically to one poll per interval.
 type schedule struct {
-	step    time.Duration // dense polling step
-	maxStep time.Duration // back-off cap
-	recent  [8]time.Duration
-	n       int // how many recent delays are valid (≤ len(recent))
+	maxStep time.Duration // back-off cap: one poll per interval
+	// Where each recent beat became visible after its ack, as the
+	// interval its bracket proves: delay ± error bound.
+	early, late [8]time.Duration
+	rtts        [8]time.Duration // write round trips of the same beats
+	n           int              // how many recent entries are valid (≤ len(early))
 	next    int
 }
 
+const (
+	minDenseStep = time.Millisecond
+	// maxDenseStep keeps the error bound near 4 ms plus the poll's own
+	// round trip when recent delays scatter.
+	maxDenseStep = 8 * time.Millisecond
+	// maxSpread caps the dense window so one outlier (a catch-up after an
+	// outage) does not make the next beats poll densely for long.
+	maxSpread = 50 * time.Millisecond
+)
+
 func newSchedule(interval time.Duration) *schedule {
-	return &schedule{
-		step:    time.Millisecond,
-		maxStep: min(max(interval/4, 20*time.Millisecond), 250*time.Millisecond),
-	}
+	return &schedule{maxStep: max(interval, 10*time.Millisecond)}
 }
 
-// observe records one beat's delay on the target.
-func (s *schedule) observe(d time.Duration) {
-	s.recent[s.next] = d
-	s.next = (s.next + 1) % len(s.recent)
-	if s.n < len(s.recent) {
+// observe records one beat timed on the target: its delay, the error
+// bound of that delay and its write round trip. The schedule keeps the
+// whole interval the beat may have shown in, so a beat timed loosely (the
+// first after a long wait) widens the next window instead of misplacing it.
+func (s *schedule) observe(d, bound, rtt time.Duration) {
+	s.early[s.next], s.late[s.next] = d-bound, d+bound
+	s.rtts[s.next] = rtt
+	s.next = (s.next + 1) % len(s.early)
+	if s.n < len(s.early) {
 		s.n++
 	}
 }
 
-// expected returns the smallest recent delay and a robust upper one: the
-// second largest, so one outlier (a catch-up after an outage, a slow
-// replay under load) does not widen the dense window of the next beats.
-func (s *schedule) expected() (lo, hi time.Duration, ok bool) {
+// expected returns robust bounds of the recent delays: the second smallest
+// and the second largest once there are four, so one outlier (the first
+// beat timed after a long wait has a wide bracket; a catch-up after an
+// outage) does not move or widen the window of the next beats; and the
+// smallest recent round trip.
+func (s *schedule) expected() (lo, hi, rtt time.Duration, ok bool) {
 	if s.n == 0 {
-		return 0, 0, false
+		return 0, 0, 0, false
 	}
-	var sorted [len(s.recent)]time.Duration
-	copy(sorted[:], s.recent[:s.n])
-	ds := sorted[:s.n]
-	slices.Sort(ds)
-	lo, hi = ds[0], ds[len(ds)-1]
-	if len(ds) >= 4 {
-		hi = ds[len(ds)-2]
+	var e, l [len(s.early)]time.Duration
+	copy(e[:], s.early[:s.n])
+	copy(l[:], s.late[:s.n])
+	es, ls := e[:s.n], l[:s.n]
+	slices.Sort(es)
+	slices.Sort(ls)
+	lo, hi = es[0], ls[len(ls)-1]
+	if s.n >= 4 {
+		lo, hi = es[1], ls[len(ls)-2]
 	}
-	return lo, hi, true
+	return lo, max(hi, lo), slices.Min(s.rtts[:s.n]), true
 }
 
 // nextPoll returns how long after the beat's ack the next poll should
-// start, given how long after the ack the previous poll started (prev < 0:
-// none yet for this beat) and the beat's write round trip (ack − sent).
+// start, given how long after the ack the previous poll for this beat
+// really started (prev < 0: none yet) and the beat's write round trip
+// (ack − sent). Pass the real start, not the planned one: a reader that
+// fell behind (a slow poll, a beat acked long ago) then backs off from
+// where it is instead of polling back to back to catch up with a plan.
 func (s *schedule) nextPoll(prev, rtt time.Duration) time.Duration {
-	lo, hi, ok := s.expected()
-	if !ok {
-		lo, hi = 0, 0
-	}
-	// Start a little before the earliest recent delay, so the first poll
-	// misses and the bracket is tight. Delays count from the ack, but a
-	// beat can be visible as early as it was sent: when its ack came back
-	// late (a slow primary, a busy probe) it shows correspondingly earlier
-	// after the ack, so the start moves back by the round trip. Without
-	// that, the first poll would already show such a beat and its bracket
-	// would reach back to the previous beat's poll.
-	guard := 2*s.step + lo/200 + max(rtt, 0)
-	start := max(lo-guard, 0)
-	if prev < 0 {
-		return start
-	}
+	lo, hi, minRTT, _ := s.expected()
+	spread := min(hi-lo, maxSpread)
+	step := min(max(spread/2, minDenseStep), maxDenseStep)
+	// Delays count from the ack, but a beat can be visible as early as it
+	// was sent: when its ack came back later than usual it shows that
+	// much earlier after the ack, so the window moves back by the extra
+	// round trip. Without that the first poll would already show such a
+	// beat and its bracket would reach back to the previous beat's poll.
+	late := max(rtt-minRTT, 0)
+	start := max(lo-step-late, 0)
 	if prev < start {
 		return start
 	}
-	// Dense until a little past the latest recent delay.
-	// The window is capped so one outlier (a catch-up after an outage)
-	// does not make every later beat poll densely for seconds.
-	denseEnd := min(hi, lo+50*time.Millisecond) + 10*time.Millisecond + lo/50
+	denseEnd := lo + spread + 2*step
 	if prev < denseEnd {
-		return prev + s.step
+		return prev + step
 	}
-	// Beyond anything seen before: back off geometrically from the dense
-	// window, to the cap.
-	gap := min(max((prev-denseEnd)/2, s.step), s.maxStep)
+	// Beyond anything seen before: back off geometrically to the cap.
+	gap := min(max((prev-denseEnd)/2, step), s.maxStep)
 	return prev + gap
 }
