@@ -164,7 +164,11 @@ func (p *Probe) Beat(b heartbeat.Beat) {
 	p.outageSince = time.Time{}
 	close(p.beatCh)
 	p.beatCh = make(chan struct{})
+	ts := p.targetsLocked()
 	p.mu.Unlock()
+	for _, t := range ts {
+		t.acked(b)
+	}
 	p.each(func(o Observer) { o.Beat(b) })
 }
 
@@ -197,6 +201,23 @@ func (p *Probe) WriterConn(err error) {
 	case err != nil && (was || p.missed == 0):
 		p.logger.Warn("primary down: beats are counted as missed until it returns", "error", err.Error())
 	}
+}
+
+// outage returns the first missed beat since the last acked one; zero
+// while beats are being written.
+func (p *Probe) outage() time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.outageSince
+}
+
+// targetsLocked lists the registered targets; p.mu must be held.
+func (p *Probe) targetsLocked() []*Target {
+	ts := make([]*Target, 0, len(p.targets))
+	for _, t := range p.targets {
+		ts = append(ts, t)
+	}
+	return ts
 }
 
 // beatSignal returns a channel closed at the next beat.
@@ -256,10 +277,7 @@ func (p *Probe) Run(ctx context.Context) error {
 		case <-tick.C:
 		}
 		p.mu.Lock()
-		ts := make([]*Target, 0, len(p.targets))
-		for _, t := range p.targets {
-			ts = append(ts, t)
-		}
+		ts := p.targetsLocked()
 		p.mu.Unlock()
 		for _, t := range ts {
 			t.evaluate()
@@ -311,16 +329,16 @@ func (p *Probe) Snapshot() Snapshot {
 		BeatsMissed: p.missed,
 		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.writerErr, Classic: p.primaryClassic},
 	}
-	ts := make([]*Target, 0, len(p.targets))
-	for _, t := range p.targets {
-		ts = append(ts, t)
-	}
+	ts := p.targetsLocked()
 	p.mu.Unlock()
 	if b, ok := p.ring.Newest(); ok {
 		s.LastBeat = &BeatJSON{Seq: b.Seq, Sent: b.Sent, Acked: b.Acked, LSN: b.LSN.String(), PrimaryTime: b.PrimaryTime, WriteRTT: Seconds(b.RTT().Seconds())}
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
 	for _, t := range ts {
+		// State and lag from the same instant: a snapshot never says
+		// healthy beside a lag over the threshold.
+		t.evaluateAt(now)
 		s.Targets = append(s.Targets, t.snapshot(now))
 	}
 	s.LSNLags = p.LSNLags(now)

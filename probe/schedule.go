@@ -27,7 +27,7 @@ type schedule struct {
 	early, late [8]time.Duration
 	rtts        [8]time.Duration // write round trips of the same beats
 	n           int              // how many recent entries are valid (≤ len(early))
-	next    int
+	next        int
 }
 
 const (

@@ -29,6 +29,13 @@ type Target struct {
 	visible     int64 // beats timed on this target
 	transitions int64
 	lastErr     string
+	// pendSeq and pendAck are the oldest acked beat the target has not
+	// shown (pendSeq 0: none). They are kept here, not looked up in the
+	// ring, so the lag keeps growing for as long as a fault lasts: the
+	// ring forgets a beat after RingSize intervals, a weekend-long fault
+	// does not end then.
+	pendSeq int64
+	pendAck time.Time
 	// ahead holds polls that showed a seq the ring does not hold yet: a
 	// target can show a beat before the writer's ack reaches the probe.
 	// Each keeps its bracket so the beat is timed once its ack lands.
@@ -111,6 +118,11 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 		// before the probe watched it cannot be timed.
 		t.known, t.lastSeen, t.lastSeenAt = true, seq, upper
 		t.ahead = t.ahead[:0]
+		if t.pendSeq == 0 || seq >= t.pendSeq {
+			// Otherwise the target still lacks the beat it lacked before
+			// the reconnect: its lag keeps counting from that beat.
+			t.pendingLocked()
+		}
 		t.mu.Unlock()
 		t.evaluate()
 		return Visibility{}, false
@@ -188,6 +200,9 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 		}
 		t.ahead = append(t.ahead[:0], t.ahead[k:]...)
 		t.lastSeen = seq
+		if t.pendSeq <= seq {
+			t.pendingLocked()
+		}
 		if at.After(t.lastSeenAt) {
 			t.lastSeenAt = at
 		}
@@ -205,6 +220,27 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 		return Visibility{}, false
 	}
 	return vis[len(vis)-1], true
+}
+
+// pendingLocked finds the oldest acked beat after lastSeen in the ring. A
+// target that caught up only partly from further back than the ring
+// reaches gets the oldest beat the ring holds: its lag is then a lower
+// bound (the ring spans RingSize intervals, 68 min at the defaults).
+func (t *Target) pendingLocked() {
+	t.pendSeq, t.pendAck = 0, time.Time{}
+	if b, ok := t.p.ring.FirstAfter(t.lastSeen); ok {
+		t.pendSeq, t.pendAck = b.Seq, b.Acked
+	}
+}
+
+// acked tells the target that beat b was acked: it becomes the oldest
+// unshown beat when the target had shown every earlier one.
+func (t *Target) acked(b heartbeat.Beat) {
+	t.mu.Lock()
+	if t.pendSeq == 0 && b.Seq > t.lastSeen && (t.known || t.lastSeen > 0) {
+		t.pendSeq, t.pendAck = b.Seq, b.Acked
+	}
+	t.mu.Unlock()
 }
 
 // Stages reports the logical stream's split of one beat's trip.
@@ -228,23 +264,23 @@ func (t *Target) SetClassic(c Classic) {
 // it has not shown, growing from the first missed beat while the primary
 // cannot be written. ok is false until the target has been polled once.
 func (t *Target) Lag() (time.Duration, bool) {
+	now := t.p.now()
 	t.mu.Lock()
-	seen, known := t.lastSeen, t.known
-	t.mu.Unlock()
-	if !known {
+	defer t.mu.Unlock()
+	if !t.known {
 		return 0, false
 	}
-	return t.p.lagAfter(seen, t.p.now()), true
+	return t.lagLocked(now), true
 }
 
-func (p *Probe) lagAfter(seen int64, now time.Time) time.Duration {
-	if b, ok := p.ring.FirstAfter(seen); ok {
-		return now.Sub(b.Acked)
+// lagLocked is the age of the oldest acked beat the target has not shown;
+// with none, the time since the first missed beat while the primary
+// cannot be written, else 0.
+func (t *Target) lagLocked(now time.Time) time.Duration {
+	if t.pendSeq != 0 {
+		return now.Sub(t.pendAck)
 	}
-	p.mu.Lock()
-	outage := p.outageSince
-	p.mu.Unlock()
-	if !outage.IsZero() {
+	if outage := t.p.outage(); !outage.IsZero() {
 		return now.Sub(outage)
 	}
 	return 0
@@ -252,26 +288,32 @@ func (p *Probe) lagAfter(seen int64, now time.Time) time.Duration {
 
 // evaluate turns the current lag into a lag or progress event.
 func (t *Target) evaluate() {
+	t.evaluateAt(t.p.now())
+}
+
+// evaluateAt is evaluate with the clock read once by the caller, so a
+// snapshot's state and lag come from the same instant.
+func (t *Target) evaluateAt(now time.Time) {
 	t.mu.Lock()
-	st, known, seen, seenAt := t.state, t.known, t.lastSeen, t.lastSeenAt
+	st, known, seenAt := t.state, t.known, t.lastSeenAt
+	lag := t.lagLocked(now)
 	t.mu.Unlock()
 	if !known || st == StateDown || st == StatePromoted {
 		return
 	}
-	now := t.p.now()
-	lag := t.p.lagAfter(seen, now)
 	switch {
 	case lag >= t.p.cfg.StallAfter && now.Sub(seenAt) >= t.p.cfg.StallAfter:
-		t.fire(EventNoProgress, "no beat shown for "+now.Sub(seenAt).Round(time.Millisecond).String())
+		t.fireAt(now, EventNoProgress, "no beat shown for "+now.Sub(seenAt).Round(time.Millisecond).String())
 	case lag >= t.p.cfg.LagThreshold:
-		t.fire(EventLagHigh, "lag "+lag.Round(time.Millisecond).String()+" ≥ "+t.p.cfg.LagThreshold.String())
+		t.fireAt(now, EventLagHigh, "lag "+lag.Round(time.Millisecond).String()+" ≥ "+t.p.cfg.LagThreshold.String())
 	default:
-		t.fire(EventLagOK, "")
+		t.fireAt(now, EventLagOK, "")
 	}
 }
 
-func (t *Target) fire(e Event, reason string) {
-	now := t.p.now()
+func (t *Target) fire(e Event, reason string) { t.fireAt(t.p.now(), e, reason) }
+
+func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	t.mu.Lock()
 	from := t.state
 	to, err := Transition(from, e)
@@ -290,6 +332,11 @@ func (t *Target) fire(e Event, reason string) {
 		t.known = false // re-learn the position; do not time beats across the gap
 	}
 	t.state, t.since, t.reason = to, now, reason
+	if from == StateConnecting && to != StateDown {
+		// Measured again: the error that took it down is history (it
+		// stays in the transition log), not the reason for this state.
+		t.lastErr = ""
+	}
 	t.transitions++
 	t.mu.Unlock()
 	ev := TransitionEvent{Target: t.name, Kind: t.kind, From: from, To: to, Event: e, Reason: reason, At: now}
@@ -325,15 +372,14 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 		Name: t.name, Kind: t.kind, State: t.state, StateSince: t.since, StateReason: t.reason,
 		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic,
 	}
-	known, seen := t.known, t.lastSeen
 	if t.lastVis != nil {
 		s.Delay = secs(t.lastVis.Delay)
 		s.ErrorBound = secs(t.lastVis.ErrorBound)
 	}
-	t.mu.Unlock()
-	if known {
-		s.Lag = secs(t.p.lagAfter(seen, now))
-		s.LastSeq = &seen
+	if t.known {
+		s.Lag = secs(t.lagLocked(now))
+		s.LastSeq = new(t.lastSeen)
 	}
+	t.mu.Unlock()
 	return s
 }
