@@ -41,6 +41,11 @@ type Reader struct {
 	sched  *schedule
 	sql    readerSQL
 	polls  atomic.Int64 // queries sent
+	// prevStart is the start of the latest poll that answered. It
+	// outlives a session: after a slow poll forced a reconnect, the first
+	// poll on the new connection is bracketed from it, so the beats shown
+	// across the gap are timed (with a wider bound), not lost.
+	prevStart time.Time
 }
 
 // NewReader validates cfg and registers the target with p.
@@ -96,6 +101,13 @@ func (r *Reader) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, errSlowPoll) {
+				// The target answered too slowly, which is evidence of
+				// lag, not of being unreachable: reconnect at once and
+				// keep the bracket. Down only if the reconnect fails.
+				r.target.PollFailed(err)
+				continue
+			}
 			err = pgconf.Explain(r.cfg.Name, r.cfg.Conn, err)
 		}
 		if ctx.Err() != nil {
@@ -113,9 +125,33 @@ func (r *Reader) Run(ctx context.Context) error {
 	return nil
 }
 
-// pollTimeout bounds one poll; a target that does not answer within it is
-// down (the connection is dropped and redialled).
-func (r *Reader) pollTimeout() time.Duration { return max(2*r.cfg.Interval, 2*time.Second) }
+// pollTimeout bounds one poll. A target that does not answer within it is
+// not down: the connection is redialled and the target goes down only if
+// that fails. It is long (a standby under heavy replay, a slow network, a
+// pooler queueing the query all answer late), because a poll that answers
+// late still times every beat it shows; the bracket is just wider.
+func (r *Reader) pollTimeout() time.Duration { return max(3*r.cfg.Interval, 10*time.Second) }
+
+// errSlowPoll is a poll that did not answer within the poll timeout.
+var errSlowPoll = errors.New("poll: no reply in time")
+
+// pollEvidence reports whether err is a poll that failed on a live
+// connection for a reason that is itself evidence about the target, not a
+// reason to call it unreachable: a query cancelled by a recovery conflict
+// on a standby (SQLSTATE 40001), a statement or lock timeout (57014,
+// 55P03), a deadlock (40P01). The bracket keeps its lower bound and
+// widens; the state follows the lag.
+func pollEvidence(pc *pgconn.PgConn, err error) bool {
+	var pgErr *pgconn.PgError
+	if pc.IsClosed() || !errors.As(err, &pgErr) {
+		return false
+	}
+	switch pgErr.Code {
+	case "40001", "40P01", "57014", "55P03":
+		return true
+	}
+	return false
+}
 
 // session polls on one connection until it fails or ctx ends.
 //
@@ -135,7 +171,6 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 	timer.Stop()
 	defer timer.Stop()
 	var (
-		prevStart   time.Time // start of the latest poll
 		lastClassic time.Time
 		pollFor     int64 = -1 // seq of the beat the dense schedule runs for
 		prevAt      time.Duration
@@ -154,11 +189,11 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		if err != nil {
 			return err
 		}
-		lower := prevStart
+		lower := r.prevStart
 		if lower.IsZero() {
 			lower = start
 		}
-		prevStart = start
+		r.prevStart = start
 		if withClassic {
 			lastClassic = start
 		}
@@ -187,9 +222,27 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 	// of its own. While no beat comes (the primary is down or idle) they
 	// are refreshed on their own, every interval and a half.
 	classicSlack := r.cfg.Interval / 4
-	// The first poll places the target: beats it already shows are not timed.
+	// failed handles a poll that did not answer: evidence on a live
+	// connection (poll again after a pause), else the session's end.
+	failed := func(err error) error {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if pollEvidence(pc, err) {
+			r.target.PollFailed(err)
+			if _, live := wait(max(r.cfg.Interval/10, 10*time.Millisecond), nil); !live {
+				return nil
+			}
+			return nil
+		}
+		return r.pollErr(ctx, err)
+	}
+	// The first poll places a target that is new or was down: beats it
+	// already shows are not timed.
 	if err := poll(true); err != nil {
-		return err
+		if err := failed(err); err != nil || ctx.Err() != nil {
+			return err
+		}
 	}
 	for {
 		// Beats a poll showed before their acks landed are timed from
@@ -212,7 +265,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			}
 			if elapsed {
 				if err := poll(true); err != nil {
-					return r.pollErr(ctx, err)
+					if err := failed(err); err != nil || ctx.Err() != nil {
+						return err
+					}
 				}
 			}
 			continue
@@ -230,7 +285,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		// poll, a beat acked long ago) backs off from where it is.
 		prevAt = r.now().Sub(beat.Acked)
 		if err := poll(sinceClassic >= r.cfg.Interval-classicSlack); err != nil {
-			return r.pollErr(ctx, err)
+			if err := failed(err); err != nil || ctx.Err() != nil {
+				return err
+			}
 		}
 	}
 }
@@ -243,7 +300,7 @@ func (r *Reader) pollErr(ctx context.Context, err error) error {
 		return nil
 	}
 	if errors.Is(err, os.ErrDeadlineExceeded) {
-		return fmt.Errorf("poll: no reply within %v: %w", r.pollTimeout(), err)
+		return fmt.Errorf("%w (%v): the target is slow, reconnecting: %w", errSlowPoll, r.pollTimeout(), err)
 	}
 	return err
 }

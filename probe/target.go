@@ -29,6 +29,7 @@ type Target struct {
 	visible     int64 // beats timed on this target
 	transitions int64
 	lastErr     string
+	pollErrors  int64 // polls that failed on a reachable target
 	// pendSeq and pendAck are the oldest acked beat the target has not
 	// shown (pendSeq 0: none). They are kept here, not looked up in the
 	// ring, so the lag keeps growing for as long as a fault lasts: the
@@ -85,6 +86,18 @@ func (t *Target) Down(err error) {
 	t.fire(EventConnLost, err.Error())
 }
 
+// PollFailed reports a poll that failed while the target stayed
+// reachable (a recovery conflict cancelled it, it answered too late). It
+// is evidence, not an outage: the state keeps following the lag, and the
+// next poll that answers brackets every beat shown meanwhile.
+func (t *Target) PollFailed(err error) {
+	t.mu.Lock()
+	t.lastErr = err.Error()
+	t.pollErrors++
+	t.mu.Unlock()
+	t.p.logger.Debug("poll failed", "target", t.name, "error", err.Error())
+}
+
 // Promoted reports that a standby is no longer in recovery.
 func (t *Target) Promoted() {
 	t.fire(EventPromoted, "pg_is_in_recovery() is false: the standby was promoted")
@@ -113,6 +126,9 @@ func (t *Target) InRecovery() {
 // returns the newest beat's visibility when any beat was newly timed.
 func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 	t.mu.Lock()
+	if t.state != StateDown {
+		t.lastErr = "" // a poll answered: the last failure is over
+	}
 	if !t.known {
 		// The first poll only tells where the target is: beats it showed
 		// before the probe watched it cannot be timed.
