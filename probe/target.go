@@ -3,6 +3,7 @@ package probe
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -41,7 +42,25 @@ type Target struct {
 	// target can show a beat before the writer's ack reaches the probe.
 	// Each keeps its bracket so the beat is timed once its ack lands.
 	ahead []aheadPoll
+	// heldStages are stream stages of beats not acked yet (≤ maxAhead).
+	heldStages []StreamStages
+	// dropped counts observations that cannot be true, by reason.
+	dropped map[DropReason]int64
 }
+
+// DropReason says why an observation was dropped instead of timed.
+type DropReason string
+
+// Drop reasons.
+const (
+	// DropBeforeSent: a poll that ended before the beat was even sent
+	// showed it; the seq was reused (another writer with the same probe
+	// id, a failover to a server with other history).
+	DropBeforeSent DropReason = "before_sent"
+)
+
+// DropReasons lists every reason, in the order metrics export them.
+var DropReasons = []DropReason{DropBeforeSent}
 
 // aheadPoll is a poll, bracketed by (lower, upper], that showed seq before
 // the probe had the beat. Entries are in poll order, seqs increasing.
@@ -201,7 +220,13 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 				lo = b.Sent // nothing is visible before it was sent
 			}
 			if hi.Before(lo) {
-				hi = lo
+				// Shown by a poll that ended before the beat was sent:
+				// not this beat. Never time it as exact.
+				if t.dropped == nil {
+					t.dropped = map[DropReason]int64{}
+				}
+				t.dropped[DropBeforeSent]++
+				return
 			}
 			half := hi.Sub(lo) / 2
 			at := lo.Add(half)
@@ -227,9 +252,28 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 			t.visible += int64(n)
 		}
 	}
+	var stages []StreamStages
+	if len(t.heldStages) > 0 {
+		k := 0
+		for _, st := range t.heldStages {
+			if st.Seq > t.lastSeen {
+				t.heldStages[k] = st
+				k++
+				continue
+			}
+			t.p.ring.Between(st.Seq-1, st.Seq, func(b heartbeat.Beat) { st.Beat = b })
+			if st.Beat.Seq != 0 {
+				stages = append(stages, st)
+			}
+		}
+		t.heldStages = t.heldStages[:k]
+	}
 	t.mu.Unlock()
 	for _, v := range vis {
 		t.p.each(func(o Observer) { o.Visible(v) })
+	}
+	for _, st := range stages {
+		t.p.each(func(o Observer) { o.Stages(st) })
 	}
 	t.evaluate()
 	if len(vis) == 0 {
@@ -251,19 +295,35 @@ func (t *Target) pendingLocked() {
 
 // acked tells the target that beat b was acked: it becomes the oldest
 // unshown beat when the target had shown every earlier one.
+// A beat the target showed before this ack (held in ahead) is timed now.
 func (t *Target) acked(b heartbeat.Beat) {
 	t.mu.Lock()
 	if t.pendSeq == 0 && b.Seq > t.lastSeen && (t.known || t.lastSeen > 0) {
 		t.pendSeq, t.pendAck = b.Seq, b.Acked
 	}
+	ahead := len(t.ahead) > 0
 	t.mu.Unlock()
+	if ahead {
+		t.TimeAhead()
+	}
 }
 
-// Stages reports the logical stream's split of one beat's trip.
+// Stages reports the logical stream's split of one beat's trip. Stages of
+// a beat whose ack has not reached the probe yet are held (a few) and
+// reported when the beat is timed.
 func (t *Target) Stages(s StreamStages) {
 	s.Target = t.name
 	if s.Beat.Seq == 0 && s.Seq != 0 {
 		t.p.ring.Between(s.Seq-1, s.Seq, func(b heartbeat.Beat) { s.Beat = b })
+		if s.Beat.Seq == 0 {
+			t.mu.Lock()
+			if len(t.heldStages) == maxAhead {
+				t.heldStages = append(t.heldStages[:0], t.heldStages[1:]...)
+			}
+			t.heldStages = append(t.heldStages, s)
+			t.mu.Unlock()
+			return
+		}
 	}
 	t.p.each(func(o Observer) { o.Stages(s) })
 }
@@ -380,6 +440,8 @@ type TargetSnapshot struct {
 	BeatsTimed int64    `json:"beats_timed"`
 	LastError  string   `json:"last_error,omitempty"`
 	Classic    *Classic `json:"classic"`
+	// Dropped counts observations that cannot be true, by reason.
+	Dropped map[DropReason]int64 `json:"observations_dropped,omitempty"`
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
@@ -387,6 +449,9 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 	s := TargetSnapshot{
 		Name: t.name, Kind: t.kind, State: t.state, StateSince: t.since, StateReason: t.reason,
 		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic,
+	}
+	if len(t.dropped) > 0 {
+		s.Dropped = maps.Clone(t.dropped)
 	}
 	if t.lastVis != nil {
 		s.Delay = secs(t.lastVis.Delay)

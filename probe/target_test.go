@@ -45,11 +45,9 @@ func TestSeenBeforeAckIsTimedFromThatPoll(t *testing.T) {
 	tg.Seen(5, at(310), at(312))
 	beat(4, 298, 320)
 	beat(5, 305, 321)
-	if !tg.TimeAhead() {
-		t.Fatal("TimeAhead timed nothing")
-	}
+	// Each ack timed its beat as it landed: nothing is left to time.
 	if tg.TimeAhead() {
-		t.Fatal("second TimeAhead timed again")
+		t.Fatal("TimeAhead timed again what the acks timed")
 	}
 	if got, _ := tg.LastSeen(); got != 5 {
 		t.Fatalf("LastSeen = %d, want 5", got)
@@ -77,3 +75,62 @@ func TestSeenBeforeAckIsTimedFromThatPoll(t *testing.T) {
 		}
 	}
 }
+
+// A poll that ended before a beat was even sent cannot have shown it (the
+// seq was reused): the observation is dropped and counted, never timed as
+// exact with bound 0.
+func TestImpossibleObservationIsDropped(t *testing.T) {
+	p, tg, clk := newTestProbe(t, Config{Interval: time.Second})
+	beatNow(p, clk, 1)
+	tg.Seen(1, clk.Now(), clk.Now())
+	before := clk.Now()
+	clk.Add(time.Second)
+	beatNow(p, clk, 2)
+	obs := &visCollector{}
+	p.Observe(obs)
+	// A poll in (before−1ms, before] shows seq 2, sent a second later.
+	if _, ok := tg.Seen(2, before.Add(-time.Millisecond), before); ok {
+		t.Fatal("an impossible observation was timed")
+	}
+	if len(obs.vis) != 0 {
+		t.Fatalf("timed %+v", obs.vis)
+	}
+	if got := p.Snapshot().Targets[0].Dropped[DropBeforeSent]; got != 1 {
+		t.Fatalf("dropped[before_sent] = %d, want 1", got)
+	}
+}
+
+// The stream sees a beat before its ack: the beat is timed from the
+// stream's bracket the moment the ack lands, without anyone waiting, and
+// the stages held for it are reported then.
+func TestStreamBeatTimedWhenAckLands(t *testing.T) {
+	p, tg, clk := newTestProbe(t, Config{Interval: time.Second})
+	obs := &stageCollector{}
+	p.Observe(obs)
+	beatNow(p, clk, 1)
+	tg.Seen(1, clk.Now(), clk.Now())
+	clk.Add(time.Second)
+	sent := clk.Now()
+	recvLo, recvHi := sent.Add(300*time.Microsecond), sent.Add(500*time.Microsecond)
+	tg.Seen(2, recvLo, recvHi)
+	tg.Stages(StreamStages{Seq: 2, Received: recvHi})
+	if len(obs.vis) != 0 || len(obs.stages) != 0 {
+		t.Fatal("timed before the ack")
+	}
+	clk.Add(time.Millisecond)
+	p.Beat(heartbeat.Beat{Seq: 2, Sent: sent, Acked: clk.Now()})
+	if len(obs.vis) != 1 || len(obs.stages) != 1 || obs.stages[0].Beat.Seq != 2 {
+		t.Fatalf("after the ack: %d timed, %d stages, want 1 and 1 with the beat", len(obs.vis), len(obs.stages))
+	}
+	v := obs.vis[0]
+	if v.ErrorBound != 100*time.Microsecond || !v.VisibleAt.Equal(sent.Add(400*time.Microsecond)) {
+		t.Fatalf("visible at +%v ± %v, want +400µs ± 100µs", v.VisibleAt.Sub(sent), v.ErrorBound)
+	}
+}
+
+type stageCollector struct {
+	visCollector
+	stages []StreamStages
+}
+
+func (c *stageCollector) Stages(s StreamStages) { c.stages = append(c.stages, s) }

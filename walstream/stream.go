@@ -17,10 +17,9 @@ import (
 	"github.com/walprobe/walprobe/probe"
 )
 
-// ackWait bounds how long a beat seen on the stream waits for the writer's
-// acknowledgement. On loopback the walsender can beat the writer's own
-// round trip; a writer that never hears back must not stall the stream.
-const ackWait = time.Second
+// bufferedRead: a ReceiveMessage that returns this fast took the message
+// from pgconn's buffer; it had arrived with the read before.
+const bufferedRead = 50 * time.Microsecond
 
 // unconfirmedMax is how much received WAL may go unconfirmed before a
 // status update is sent outside the beat/interval schedule: other probes
@@ -188,11 +187,20 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn) error {
 			nextStatus = s.now().Add(s.cfg.StatusInterval)
 		}
 		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		called := s.now()
 		msg, err := conn.ReceiveMessage(rctx)
 		// Read the clock before anything else: this is when the beat
 		// reached the probe. time.Now keeps the monotonic reading.
 		received := s.now()
 		cancel()
+		// When the message reached the probe. A call that waited for the
+		// socket returns as it arrives: exact. A call that returned at
+		// once took it from what an earlier read had already buffered:
+		// it arrived after the latest read that waited (messages arrive
+		// in order) and before this call, so it is bracketed by them.
+		if received.Sub(called) > bufferedRead || st.arrivedAfter.IsZero() {
+			st.arrivedAfter = received
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -259,7 +267,7 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn) error {
 				st.advance(xld.WALStart)
 			}
 			if ok {
-				s.beat(ctx, &st, bc, xld.ServerTime, received)
+				s.beat(ctx, &st, bc, xld.ServerTime, st.arrivedAfter, received)
 			}
 			if ok || st.pos-st.reported > unconfirmedMax {
 				if err := st.confirm(ctx, conn); err != nil {
@@ -271,8 +279,12 @@ func (s *Stream) stream(ctx context.Context, conn *pgconn.PgConn) error {
 	}
 }
 
-// beat reports one committed beat to the target.
-func (s *Stream) beat(ctx context.Context, st *session, bc beatCommit, sent, received time.Time) {
+// beat reports one committed beat to the target, received in
+// (after, received]. It never waits for the writer's ack: a beat the
+// stream sees first is held by the target with its bracket and timed when
+// the ack lands (probe.Target.Seen), so the read loop times every message
+// when it arrives.
+func (s *Stream) beat(ctx context.Context, st *session, bc beatCommit, sent, after, received time.Time) {
 	if st.haveLast {
 		if bc.Seq <= st.last {
 			// Replayed or reset row: never report a stale seq.
@@ -285,25 +297,8 @@ func (s *Stream) beat(ctx context.Context, st *session, bc beatCommit, sent, rec
 		}
 	}
 	st.last, st.haveLast = bc.Seq, true
-	b := s.ackedBeat(ctx, bc.Seq)
-	s.target.Seen(bc.Seq, received, received)
-	s.target.Stages(probe.StreamStages{Beat: b, Commit: bc.Commit, ServerSent: sent, Received: received})
-}
-
-// ackedBeat returns the writer's record of beat seq, waiting up to ackWait
-// for the acknowledgement when the stream was faster than the writer.
-func (s *Stream) ackedBeat(ctx context.Context, seq int64) heartbeat.Beat {
-	if s.cfg.Hub == nil {
-		return heartbeat.Beat{}
-	}
-	wctx, cancel := context.WithTimeout(ctx, ackWait)
-	defer cancel()
-	if b, err := s.cfg.Hub.WaitBeat(wctx, seq-1); err != nil || b.Seq == seq {
-		return b
-	}
-	var found heartbeat.Beat
-	s.cfg.Hub.Ring().Between(seq-1, seq, func(b heartbeat.Beat) { found = b })
-	return found
+	s.target.Seen(bc.Seq, after, received)
+	s.target.Stages(probe.StreamStages{Seq: bc.Seq, Commit: bc.Commit, ServerSent: sent, Received: received})
 }
 
 // session is the position state of one replication connection.
@@ -313,6 +308,9 @@ type session struct {
 	reported pglogrepl.LSN // last position sent in a status update
 	last     int64         // last beat seq seen on this connection; valid when haveLast
 	haveLast bool
+	// arrivedAfter is a moment before which the latest message had not
+	// reached the probe: the lower end of its receive bracket.
+	arrivedAfter time.Time
 }
 
 func (st *session) advance(lsn pglogrepl.LSN) {
