@@ -13,7 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // MinInterval is the shortest beat interval supported.

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // PrimaryWatcher reads what the primary says about its consumers once per

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // ReaderConfig configures one target's reader.

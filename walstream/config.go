@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // Defaults for zero Config fields.

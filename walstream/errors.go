@@ -10,7 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // Setup problems an operator must fix on the primary. Errors reported

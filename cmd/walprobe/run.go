@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/sink/api"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/walstream"

@@ -14,8 +14,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/test/cluster"
 	"github.com/walprobe/walprobe/walstream"
