@@ -49,7 +49,7 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 			closeConn(conn)
 		}
 	}()
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	for {
 		if conn == nil {
 			c, err := pgconf.Connect(ctx, "primary", w.conn)

@@ -83,7 +83,7 @@ func (r *Reader) Polls() int64 { return r.polls.Load() }
 // Run polls until ctx is done. Connection failures are states: the target
 // goes down and the reader reconnects with capped, jittered backoff.
 func (r *Reader) Run(ctx context.Context) error {
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	var lastErr string
 	for ctx.Err() == nil {
 		conn, err := pgconf.Connect(ctx, r.cfg.Name, r.cfg.Conn)

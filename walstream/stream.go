@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 )
 
@@ -58,11 +59,11 @@ func New(cfg Config, target *probe.Target, logger *slog.Logger) (*Stream, error)
 // reconnecting are not counted: the new slot starts after them.
 func (s *Stream) Missed() int64 { return s.missed.Load() }
 
-// Run streams until ctx is done, reconnecting with heartbeat.NewBackoff
+// Run streams until ctx is done, reconnecting with pgconf.NewBackoff
 // after any failure, and returns nil. Failures are reported through the
 // target, and logged once per distinct error.
 func (s *Stream) Run(ctx context.Context) error {
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	var lastErr string
 	for {
 		err := s.session(ctx, func() {
