@@ -29,6 +29,21 @@ const maxSlotName = 63
 // gone after a reconnect) still get distinct slots.
 const suffixLen = 8
 
+// Target is what a Stream reports to: *probe.Target implements it. It is
+// declared here so that walstream does not import probe (the probe sits
+// above the stream: dependencies point down).
+type Target interface {
+	// Name is the target's configured name, for logs and errors.
+	Name() string
+	// Connected reports that the replication connection is up.
+	Connected()
+	// Down reports that the stream failed; err is actionable.
+	Down(err error)
+	// Streamed reports beat seq read off the stream at s.Received, with
+	// its trip split into stages.
+	Streamed(seq int64, s heartbeat.StreamStages)
+}
+
 // Hub is where the stream looks up the beats it sees: *probe.Probe
 // implements it.
 type Hub interface {

@@ -14,7 +14,7 @@ import (
 )
 
 // Setup problems an operator must fix on the primary. Errors reported
-// through probe.Target.Down match them with errors.Is and carry the fix in
+// through Target.Down match them with errors.Is and carry the fix in
 // their text.
 var (
 	// ErrWalLevel means wal_level is below logical: no logical slot can exist.

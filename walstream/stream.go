@@ -15,7 +15,6 @@ import (
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
-	"github.com/walprobe/walprobe/probe"
 )
 
 // ackWait bounds how long a beat seen on the stream waits for the writer's
@@ -31,14 +30,14 @@ const unconfirmedMax = 64 << 10
 // Stream times every beat on the primary's logical replication stream.
 type Stream struct {
 	cfg    Config
-	target *probe.Target
+	target Target
 	logger *slog.Logger
 	now    func() time.Time
 	missed atomic.Int64
 }
 
 // New validates cfg and returns a Stream reporting to target.
-func New(cfg Config, target *probe.Target, logger *slog.Logger) (*Stream, error) {
+func New(cfg Config, target Target, logger *slog.Logger) (*Stream, error) {
 	err := cfg.Validate()
 	if target == nil {
 		err = errors.Join(err, errors.New("walstream: target is required"))
@@ -287,8 +286,7 @@ func (s *Stream) beat(ctx context.Context, st *session, bc beatCommit, sent, rec
 	}
 	st.last, st.haveLast = bc.Seq, true
 	b := s.ackedBeat(ctx, bc.Seq)
-	s.target.Seen(bc.Seq, received, received)
-	s.target.Stages(probe.StreamStages{Beat: b, Commit: bc.Commit, ServerSent: sent, Received: received})
+	s.target.Streamed(bc.Seq, heartbeat.StreamStages{Beat: b, Commit: bc.Commit, ServerSent: sent, Received: received})
 }
 
 // ackedBeat returns the writer's record of beat seq, waiting up to ackWait

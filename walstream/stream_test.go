@@ -26,6 +26,12 @@ const (
 )
 
 // recorder captures what the probe tells observers.
+// *probe.Target and *probe.Probe are what cmd/walprobe passes as Target and Hub.
+var (
+	_ Target = (*probe.Target)(nil)
+	_ Hub    = (*probe.Probe)(nil)
+)
+
 type recorder struct {
 	probe.NopObserver
 	mu     sync.Mutex // guards the slices
