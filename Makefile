@@ -22,7 +22,7 @@ bench:
 # A failure leaves its input in the package's testdata/fuzz/<Target>/:
 # fix the root cause and commit the input so `make test` replays it.
 FUZZTIME ?= 30s
-FUZZ_TARGETS = ./probe/pgconf:FuzzParseDSN ./cmd/walprobe:FuzzConfigYAML
+FUZZ_TARGETS = ./heartbeat/pgconf:FuzzParseDSN ./cmd/walprobe:FuzzConfigYAML
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \
 	  pkg=$${t%%:*}; name=$${t##*:}; \

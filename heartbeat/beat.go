@@ -36,3 +36,16 @@ type Beat struct {
 
 // RTT is how long the write took from the probe's side.
 func (b Beat) RTT() time.Duration { return b.Acked.Sub(b.Sent) }
+
+// StreamStages splits one beat's trip to the logical stream. Commit and
+// ServerSent are the primary's clock; Received is the probe's. walstream
+// fills it and the probe passes it on to its observers (as
+// probe.StreamStages).
+type StreamStages struct {
+	Target     string
+	Seq        int64 // the beat's seq; probe.Target.Stages fills Beat from it
+	Beat       Beat
+	Commit     time.Time // commit timestamp (pgoutput Begin)
+	ServerSent time.Time // XLogData server time
+	Received   time.Time
+}

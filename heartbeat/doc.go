@@ -15,4 +15,9 @@
 //
 // Schema, publication and grants are produced by [SetupSQL]; `walprobe setup`
 // applies or prints them. The package never creates anything at run time.
+//
+// heartbeat is the bottom of the tree: it imports only its leaf
+// heartbeat/pgconf (connection policy), never probe, walstream or a sink.
+// Plain data about a beat that several layers pass around ([Beat],
+// [StreamStages]) lives here for that reason (test/lint enforces this).
 package heartbeat

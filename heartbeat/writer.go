@@ -9,11 +9,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/cenkalti/backoff/v4"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // MinInterval is the shortest beat interval supported.
@@ -104,7 +103,7 @@ RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 // recovery is retried with capped, jittered backoff; every interval
 // without a beat is reported through OnMiss.
 func (w *Writer) Run(ctx context.Context) error {
-	bo := NewBackoff()
+	bo := pgconf.NewBackoff()
 	ticker := time.NewTicker(w.cfg.Interval)
 	defer ticker.Stop()
 	var conn *pgx.Conn
@@ -151,7 +150,7 @@ func (w *Writer) Run(ctx context.Context) error {
 				return nil
 			}
 			w.miss(start, w.intervalsSince(start), err)
-			if conn.IsClosed() || isConnErr(err) {
+			if conn.IsClosed() || pgconf.NeedsReconnect(err) {
 				closeConn(conn)
 				conn = nil
 				err = pgconf.Explain("primary", w.cfg.Conn, err)
@@ -288,32 +287,8 @@ func pgErrMsg(err error) string {
 	return err.Error()
 }
 
-// isConnErr reports whether err means the session is unusable, as opposed
-// to a statement that failed on a healthy session.
-func isConnErr(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		// Class 08 connection exceptions and 57P0x shutdowns, and
-		// read-only transactions after a failover (25006).
-		return pe.Code[:2] == "08" || pe.Code == "57P01" || pe.Code == "57P02" || pe.Code == "57P03" || pe.Code == "25006"
-	}
-	return true // network errors, timeouts: reconnect to be safe
-}
-
 func closeConn(c *pgx.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = c.Close(ctx)
-}
-
-// NewBackoff returns the reconnect policy shared by every component:
-// 100 ms doubling to a 5 s cap, ±50 % jitter, never giving up.
-func NewBackoff() *backoff.ExponentialBackOff {
-	bo := backoff.NewExponentialBackOff()
-	bo.InitialInterval = 100 * time.Millisecond
-	bo.MaxInterval = 5 * time.Second
-	bo.RandomizationFactor = 0.5
-	bo.MaxElapsedTime = 0
-	bo.Reset()
-	return bo
 }

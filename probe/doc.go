@@ -12,4 +12,9 @@
 // are the probe's own monotonic clock at write and at first sight. The
 // classic numbers are collected beside them, labelled classic, so a user
 // can see where they lie.
+//
+// probe imports heartbeat and heartbeat/pgconf only. The sinks sit above
+// it (they read snapshots and implement [Observer]); walstream sits beside
+// it and reports through an interface of its own that [*Target] satisfies,
+// so neither imports the other (test/lint enforces this).
 package probe

@@ -6,10 +6,9 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // MinServerVersion is the oldest PostgreSQL walprobe supports (the
@@ -30,7 +29,7 @@ var ErrTooOld = errors.New("server too old")
 func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig) (bool, error) {
 	conn, err := pgconf.Connect(ctx, name, cfg)
 	if err != nil {
-		if Rejected(err) {
+		if pgconf.Rejected(err) {
 			return true, err
 		}
 		return false, nil
@@ -63,21 +62,4 @@ func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig)
 			name, pgconf.Addr(cfg), cfg.User, heartbeat.QualTable, heartbeat.Schema, heartbeat.QuoteIdent(cfg.User), heartbeat.QualTable, heartbeat.QuoteIdent(cfg.User), heartbeat.ErrNoPrivilege)
 	}
 	return true, nil
-}
-
-// Rejected reports whether err is a server refusing the probe for a reason
-// only a configuration change fixes: pg_hba.conf (28000), a wrong password
-// (28P01), a missing database (3D000), a missing privilege such as CONNECT
-// on the database (42501). At start-up these are configuration
-// errors; once running, the same errors are states (a password rotated
-// under a running probe is retried, not fatal).
-func Rejected(err error) bool {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		switch pe.Code {
-		case "28000", "28P01", "3D000", "42501":
-			return true
-		}
-	}
-	return false
 }

@@ -9,7 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // PrimaryWatcher reads what the primary says about its consumers once per
@@ -49,7 +49,7 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 			closeConn(conn)
 		}
 	}()
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	for {
 		if conn == nil {
 			c, err := pgconf.Connect(ctx, "primary", w.conn)

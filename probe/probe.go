@@ -87,16 +87,9 @@ type TransitionEvent struct {
 	At     time.Time
 }
 
-// StreamStages splits one beat's trip to the logical stream. Commit and
-// ServerSent are the primary's clock; Received is the probe's.
-type StreamStages struct {
-	Target     string
-	Seq        int64 // the beat's seq; Target.Stages fills Beat from it
-	Beat       heartbeat.Beat
-	Commit     time.Time // commit timestamp (pgoutput Begin)
-	ServerSent time.Time // XLogData server time
-	Received   time.Time
-}
+// StreamStages splits one beat's trip to the logical stream. The type lives
+// in heartbeat so that walstream fills it without importing probe.
+type StreamStages = heartbeat.StreamStages
 
 // Probe is the hub that keeps per-target truth.
 type Probe struct {

@@ -15,7 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // ReaderConfig configures one target's reader.
@@ -88,7 +88,7 @@ func (r *Reader) Polls() int64 { return r.polls.Load() }
 // Run polls until ctx is done. Connection failures are states: the target
 // goes down and the reader reconnects with capped, jittered backoff.
 func (r *Reader) Run(ctx context.Context) error {
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	var lastErr string
 	for ctx.Err() == nil {
 		conn, err := pgconf.Connect(ctx, r.cfg.Name, r.cfg.Conn)
@@ -137,20 +137,11 @@ var errSlowPoll = errors.New("poll: no reply in time")
 
 // pollEvidence reports whether err is a poll that failed on a live
 // connection for a reason that is itself evidence about the target, not a
-// reason to call it unreachable: a query cancelled by a recovery conflict
-// on a standby (SQLSTATE 40001), a statement or lock timeout (57014,
-// 55P03), a deadlock (40P01). The bracket keeps its lower bound and
-// widens; the state follows the lag.
+// reason to call it unreachable: the server cancelled it (a recovery
+// conflict on a standby, a statement timeout; pgconf.Cancelled). The
+// bracket keeps its lower bound and widens; the state follows the lag.
 func pollEvidence(pc *pgconn.PgConn, err error) bool {
-	var pgErr *pgconn.PgError
-	if pc.IsClosed() || !errors.As(err, &pgErr) {
-		return false
-	}
-	switch pgErr.Code {
-	case "40001", "40P01", "57014", "55P03":
-		return true
-	}
-	return false
+	return !pc.IsClosed() && pgconf.Cancelled(err)
 }
 
 // session polls on one connection until it fails or ctx ends.

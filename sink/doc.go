@@ -1,8 +1,19 @@
-// Package sink is the root of walprobe's outputs. Sub-packages:
+// Package sink is the root of walprobe's outputs and the leaf they share.
+// Sub-packages:
 //
 //   - metrics: OpenTelemetry instruments fed by the probe, exported to
 //     Prometheus (and any other OpenTelemetry reader, such as OTLP).
-//   - api: the HTTP surface: /metrics, /v1/state, /healthz.
+//   - api: the HTTP surface: the status page, /metrics, /v1/state,
+//     /healthz, /readyz.
+//   - history: a bounded lag history served at /v1/history.
+//   - otlp: metrics and per-beat traces over OTLP.
+//   - slo: lag SLOs and burn-rate alerts.
+//   - webhook: alert delivery over HTTP.
+//
+// This package holds only what more than one sink needs ([WriteJSON]) and
+// imports nothing from walprobe. A sink imports the probe (read-only),
+// heartbeat, heartbeat/pgconf and this package, never another sink:
+// cmd/walprobe wires them together (test/lint enforces this).
 //
 // Data flows one way: the probe calls observers; sinks never call back
 // into the probe except to read a snapshot.

@@ -1,7 +1,6 @@
 package walstream
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
@@ -12,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // Defaults for zero Config fields.
@@ -29,13 +28,21 @@ const maxSlotName = 63
 // gone after a reconnect) still get distinct slots.
 const suffixLen = 8
 
-// Hub is where the stream looks up the beats it sees: *probe.Probe
-// implements it.
-type Hub interface {
-	// WaitBeat blocks until a beat with Seq > after has been acked.
-	WaitBeat(ctx context.Context, after int64) (heartbeat.Beat, error)
-	// Ring holds the recent beats.
-	Ring() *heartbeat.Ring
+// Target is what a Stream reports to: *probe.Target implements it. It is
+// declared here so that walstream does not import probe (the probe sits
+// above the stream: dependencies point down).
+type Target interface {
+	// Name is the target's configured name, for logs and errors.
+	Name() string
+	// Connected reports that the replication connection is up.
+	Connected()
+	// Down reports that the stream failed; err is actionable.
+	Down(err error)
+	// Streamed reports beat seq read off the stream: it reached the
+	// probe in (after, s.Received] (after == s.Received: exact), with its
+	// trip split into stages. The target times the beat when the writer's
+	// ack lands if the stream saw it first; the stream never waits.
+	Streamed(seq int64, after time.Time, s heartbeat.StreamStages)
 }
 
 // Config configures a Stream.
@@ -53,11 +60,6 @@ type Config struct {
 	// SlotPrefix starts every slot name; default "walprobe_". Lowercase
 	// letters, digits and underscores only.
 	SlotPrefix string
-	// Hub, when set, is the probe the target belongs to. The stream can see
-	// a beat's commit before the writer has its acknowledgement; with a hub
-	// it waits (briefly) for the ack so the beat is timed, and fills
-	// StreamStages.Beat. Without one such beats go untimed.
-	Hub Hub
 }
 
 // Validate fills defaults and reports every bad field at once.

@@ -5,9 +5,9 @@
 // primary, creates a TEMPORARY logical slot with the pgoutput plugin on the
 // heartbeat publication and decodes what arrives. For each committed
 // transaction that carries this probe's heartbeat row it reports an exact
-// observation of the beat's seq to its [probe.Target] (the moment the
-// XLogData was read, so the error bound is 0) and splits the trip into
-// commit → server sent → received ([probe.StreamStages]).
+// observation of the beat's seq to its [Target] (the moment the XLogData
+// was read, so the error bound is 0) and splits the trip into commit →
+// server sent → received ([heartbeat.StreamStages]).
 //
 // Standby status updates confirm what was received right after every beat
 // and at least every [Config.StatusInterval], so the slot holds back no more
@@ -19,4 +19,8 @@
 // missing one is reported with the SQL to run. Beats written while the
 // stream was reconnecting are not on the new slot; the probe's lag for the
 // target keeps growing meanwhile and those beats are never timed here.
+//
+// walstream imports heartbeat and heartbeat/pgconf only. It must not import
+// probe: it declares the [Target] it needs, and *probe.Target satisfies
+// it (test/lint enforces this).
 package walstream

@@ -10,11 +10,11 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // Setup problems an operator must fix on the primary. Errors reported
-// through probe.Target.Down match them with errors.Is and carry the fix in
+// through Target.Down match them with errors.Is and carry the fix in
 // their text.
 var (
 	// ErrWalLevel means wal_level is below logical: no logical slot can exist.

@@ -14,7 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 )
 
 // bufferedRead: a ReceiveMessage that returns this fast took the message
@@ -29,14 +29,14 @@ const unconfirmedMax = 64 << 10
 // Stream times every beat on the primary's logical replication stream.
 type Stream struct {
 	cfg    Config
-	target *probe.Target
+	target Target
 	logger *slog.Logger
 	now    func() time.Time
 	missed atomic.Int64
 }
 
 // New validates cfg and returns a Stream reporting to target.
-func New(cfg Config, target *probe.Target, logger *slog.Logger) (*Stream, error) {
+func New(cfg Config, target Target, logger *slog.Logger) (*Stream, error) {
 	err := cfg.Validate()
 	if target == nil {
 		err = errors.Join(err, errors.New("walstream: target is required"))
@@ -57,11 +57,11 @@ func New(cfg Config, target *probe.Target, logger *slog.Logger) (*Stream, error)
 // reconnecting are not counted: the new slot starts after them.
 func (s *Stream) Missed() int64 { return s.missed.Load() }
 
-// Run streams until ctx is done, reconnecting with heartbeat.NewBackoff
+// Run streams until ctx is done, reconnecting with pgconf.NewBackoff
 // after any failure, and returns nil. Failures are reported through the
 // target, and logged once per distinct error.
 func (s *Stream) Run(ctx context.Context) error {
-	bo := heartbeat.NewBackoff()
+	bo := pgconf.NewBackoff()
 	var lastErr string
 	for {
 		err := s.session(ctx, func() {
@@ -297,8 +297,7 @@ func (s *Stream) beat(ctx context.Context, st *session, bc beatCommit, sent, aft
 		}
 	}
 	st.last, st.haveLast = bc.Seq, true
-	s.target.Seen(bc.Seq, after, received)
-	s.target.Stages(probe.StreamStages{Seq: bc.Seq, Commit: bc.Commit, ServerSent: sent, Received: received})
+	s.target.Streamed(bc.Seq, after, heartbeat.StreamStages{Seq: bc.Seq, Commit: bc.Commit, ServerSent: sent, Received: received})
 }
 
 // session is the position state of one replication connection.

@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/test/cluster"
 )
 
@@ -25,7 +25,11 @@ const (
 	recordCap    = 10000 // the recorder is bounded like everything else
 )
 
+// *probe.Target is what cmd/walprobe passes as Target.
+var _ Target = (*probe.Target)(nil)
+
 // recorder captures what the probe tells observers.
+
 type recorder struct {
 	probe.NopObserver
 	mu     sync.Mutex // guards the slices
@@ -128,7 +132,7 @@ func startRig(ctx context.Context, t *testing.T, c *cluster.Cluster, probeID, st
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Conn: sconn, ProbeID: probeID, StatusInterval: time.Second, Hub: r.p}
+	cfg := Config{Conn: sconn, ProbeID: probeID, StatusInterval: time.Second}
 	if mod != nil {
 		mod(&cfg)
 	}

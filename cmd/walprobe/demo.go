@@ -13,9 +13,9 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/walprobe/walprobe/cmd/localcluster"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
-	"github.com/walprobe/walprobe/test/cluster"
 )
 
 type demoCmd struct {
@@ -24,9 +24,9 @@ type demoCmd struct {
 	Duration time.Duration `help:"Stop after this long (0: until q or Ctrl-C)." default:"0"`
 }
 
-// Run starts a throwaway cluster with the harness the tests use, runs the
-// probe on it and draws a live table with keys to inject faults. Every
-// server and temporary directory is removed on the way out.
+// Run starts a throwaway cluster with localcluster (the harness the tests
+// use), runs the probe on it and draws a live table with keys to inject
+// faults. Every server and temporary directory is removed on the way out.
 func (d *demoCmd) Run(ctx context.Context, s streams) error {
 	_, err := os.Stat("/usr/sbin/pgbouncer")
 	withBouncer := err == nil
@@ -37,7 +37,7 @@ func (d *demoCmd) Run(ctx context.Context, s streams) error {
 	if !withBouncer {
 		fmt.Fprintln(s.err, "  (pgbouncer not installed: `apt-get install -y pgbouncer` adds a pooled read endpoint)")
 	}
-	c, err := cluster.Start(ctx, cluster.Options{
+	c, err := localcluster.Start(ctx, localcluster.Options{
 		Standbys: 1, Subscriber: true, PgBouncer: withBouncer,
 		Logf: func(format string, args ...any) { fmt.Fprintf(s.err, "  "+format+"\n", args...) },
 	})
@@ -98,7 +98,7 @@ func (d *demoCmd) Run(ctx context.Context, s streams) error {
 // demoUI draws the table and turns keys into faults.
 type demoUI struct {
 	out    io.Writer
-	c      *cluster.Cluster
+	c      *localcluster.Cluster
 	a      *app
 	events *eventLog
 

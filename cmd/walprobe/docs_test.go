@@ -1049,10 +1049,10 @@ func TestTroubleshootingCoversErrors(t *testing.T) {
 		headings = append(headings, h[1]+h[2])
 	}
 	scope := map[string][]string{
-		"../../probe/pgconf/pgconf.go": {"Parse", "Explain"},
-		"../../probe/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
-		"../../walstream/errors.go":    {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
-		"../../probe/preflight.go":     {"Preflight"},
+		"../../heartbeat/pgconf/pgconf.go": {"Parse", "Explain"},
+		"../../heartbeat/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
+		"../../walstream/errors.go":        {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
+		"../../probe/preflight.go":         {"Preflight"},
 	}
 	verbs := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)
 	letters := regexp.MustCompile(`[A-Za-z]`)

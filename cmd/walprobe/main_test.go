@@ -16,7 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/test/cluster"
 )
 

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/sink/api"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/walstream"
@@ -167,7 +167,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 	var pgErr *pgconf.Error
 	switch {
 	case err == nil:
-	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), probe.Rejected(err):
+	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), pgconf.Rejected(err):
 		return nil, &configError{msg: err.Error()}
 	case errors.As(err, &pgErr):
 		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
@@ -179,7 +179,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
 		cancel()
-		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || probe.Rejected(err) {
+		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || pgconf.Rejected(err) {
 			return nil, &configError{msg: err.Error()}
 		}
 		if !up || err != nil {
@@ -224,7 +224,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		if err != nil {
 			return nil, &configError{msg: err.Error()}
 		}
-		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Hub: p}, t, logger)
+		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID}, t, logger)
 		if err != nil {
 			return nil, &configError{msg: err.Error()}
 		}

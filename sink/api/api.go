@@ -9,7 +9,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // Server is the HTTP server.
@@ -33,7 +33,7 @@ func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger)
 	s := &Server{addr: addr, mux: http.NewServeMux(), logger: logger.With("component", "http")}
 	s.mux.Handle("GET /metrics", metrics)
 	s.mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
-		WriteJSON(w, http.StatusOK, p.Snapshot())
+		sink.WriteJSON(w, http.StatusOK, p.Snapshot())
 	})
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -90,13 +90,4 @@ func (s *Server) Run(ctx context.Context) error {
 		return err
 	}
 	return nil
-}
-
-// WriteJSON writes v as indented JSON.
-func WriteJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // ReadyPattern is the route Ready serves.
@@ -40,7 +41,7 @@ func Ready(p *probe.Probe) http.Handler {
 		if v := r.URL.Query().Get("max_lag"); v != "" {
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				WriteJSON(w, http.StatusBadRequest, map[string]string{
+				sink.WriteJSON(w, http.StatusBadRequest, map[string]string{
 					"error": fmt.Sprintf("max_lag %q: want a positive Go duration such as 500ms, 2s or 1m", v),
 				})
 				return
@@ -48,7 +49,7 @@ func Ready(p *probe.Probe) http.Handler {
 			maxLag = d
 		}
 		if _, ok := p.Target(name); !ok {
-			WriteJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no target named %q: see /v1/state for the names", name)})
+			sink.WriteJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no target named %q: see /v1/state for the names", name)})
 			return
 		}
 		var ts probe.TargetSnapshot
@@ -64,7 +65,7 @@ func Ready(p *probe.Probe) http.Handler {
 			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		WriteJSON(w, code, b)
+		sink.WriteJSON(w, code, b)
 	})
 }
 

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // StatusPattern is the route Status serves: exactly "/", not every path
@@ -79,7 +80,7 @@ func Readyz(p *probe.Probe) http.Handler {
 			code = http.StatusServiceUnavailable
 		}
 		w.Header().Set("Cache-Control", "no-store")
-		WriteJSON(w, code, b)
+		sink.WriteJSON(w, code, b)
 	})
 }
 

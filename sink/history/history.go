@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/sink/api"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // Config configures a History.
@@ -175,15 +175,15 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		api.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
+		sink.WriteJSON(w, http.StatusBadRequest, apiError{Error: err.Error()})
 		return
 	}
 	if !h.known(target) {
-		api.WriteJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("unknown target %q: see /v1/state for the names", target)})
+		sink.WriteJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("unknown target %q: see /v1/state for the names", target)})
 		return
 	}
 	to := h.now()
 	from := to.Add(-since)
 	b := downsample(h.Samples(target, from), from, to, points)
-	api.WriteJSON(w, http.StatusOK, Response{Target: target, From: from, To: to, Step: probe.Seconds((since / time.Duration(len(b))).Seconds()), Buckets: b})
+	sink.WriteJSON(w, http.StatusOK, Response{Target: target, From: from, To: to, Step: probe.Seconds((since / time.Duration(len(b))).Seconds()), Buckets: b})
 }

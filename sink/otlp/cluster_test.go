@@ -14,8 +14,8 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/test/cluster"
 	"github.com/walprobe/walprobe/walstream"
@@ -69,7 +69,7 @@ func TestClusterTraces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stream, err := walstream.New(walstream.Config{Conn: primary, ProbeID: "cluster-probe", Hub: p}, st, logger)
+	stream, err := walstream.New(walstream.Config{Conn: primary, ProbeID: "cluster-probe"}, st, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

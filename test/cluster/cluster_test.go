@@ -463,39 +463,6 @@ func TestStartFailureTearsDown(t *testing.T) {
 	}
 }
 
-func TestQuoteLiteral(t *testing.T) {
-	tests := []struct {
-		give string
-		want string
-	}{
-		{give: "", want: "''"},
-		{give: "a b", want: "'a b'"},
-		{give: "it's", want: "'it''s'"},
-	}
-	for _, tt := range tests {
-		if got := quoteLiteral(tt.give); got != tt.want {
-			t.Errorf("quoteLiteral(%q) = %s, want %s", tt.give, got, tt.want)
-		}
-	}
-}
-
-func TestTail(t *testing.T) {
-	tests := []struct {
-		give string
-		n    int
-		want string
-	}{
-		{give: "a\nb\nc\n", n: 2, want: "b\nc"},
-		{give: "a\nb", n: 5, want: "a\nb"},
-		{give: "", n: 3, want: ""},
-	}
-	for _, tt := range tests {
-		if got := tail(tt.give, tt.n); got != tt.want {
-			t.Errorf("tail(%q, %d) = %q, want %q", tt.give, tt.n, got, tt.want)
-		}
-	}
-}
-
 // helperEnv makes the test binary a child that starts a cluster, prints
 // "ready <dir> <postmaster pid>" and waits to be signalled.
 const helperEnv = "WALPROBE_CLUSTER_HELPER"

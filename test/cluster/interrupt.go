@@ -11,7 +11,7 @@ import (
 // SIGINT or SIGTERM (Ctrl-C on go test). Go's default is to exit at once,
 // skipping t.Cleanup: the servers would die by their parent-death signal,
 // but their directories (tens of MB per server) would stay in /tmp. Start
-// alone installs nothing; its callers (the demo) own signal handling.
+// alone installs nothing; its other caller (the demo) owns signal handling.
 var interrupt struct {
 	mu   sync.Mutex            // guards the fields below
 	live map[*Cluster]struct{} // clusters to close on a signal
@@ -66,10 +66,14 @@ func watchInterrupt(c *Cluster) (unwatch func()) {
 // closeLive closes every watched cluster.
 func closeLive() {
 	interrupt.mu.Lock()
-	var fns []func() error
+	var live []*Cluster
 	for c := range interrupt.live {
-		fns = append(fns, c.Close)
+		live = append(live, c)
 	}
 	interrupt.mu.Unlock()
-	_ = parallel(fns...)
+	var wg sync.WaitGroup
+	for _, c := range live {
+		wg.Go(func() { _ = c.Close() })
+	}
+	wg.Wait()
 }

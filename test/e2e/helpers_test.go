@@ -11,8 +11,8 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/heartbeat"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/probe/pgconf"
 	"github.com/walprobe/walprobe/test/cluster"
 )
 

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walprobe/walprobe/probe/pgconf"
+	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/test/cluster"
 )
 
