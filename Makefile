@@ -6,9 +6,10 @@ test:
 	bash .ci/build-receivers
 	go test -race -count=1 -timeout 25m ./...
 
-# Installs the PostgreSQL server and pgbouncer when missing, then runs the demo.
+# Installs only the PostgreSQL 15 server and pgbouncer when missing, then
+# runs the demo (cmd/walprobe/deps_test.go keeps it to those two).
 demo:
-	bash .ci/install-deps
+	bash .ci/install-deps demo
 	go run ./cmd/walprobe demo
 
 build:

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"os"
@@ -21,13 +22,28 @@ type yamlConfig struct {
 	values map[string]any
 }
 
-func loadYAML(r io.Reader) (kong.Resolver, error) {
-	name := "config"
-	if f, ok := r.(*os.File); ok {
-		name = f.Name()
+func loadYAML(r io.Reader) (kong.Resolver, error) { return yamlLoader(nil)(r) }
+
+// yamlLoader is loadYAML that first hands the file's text to red, so that
+// run can redact a password the file carries from any error about it.
+func yamlLoader(red *redactor) kong.ConfigurationLoader {
+	return func(r io.Reader) (kong.Resolver, error) {
+		name := "config"
+		if f, ok := r.(*os.File); ok {
+			name = f.Name()
+		}
+		data, err := io.ReadAll(r)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		red.addYAML(data)
+		return parseYAML(name, data)
 	}
+}
+
+func parseYAML(name string, data []byte) (kong.Resolver, error) {
 	var raw map[string]any
-	dec := yaml.NewDecoder(r)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil && err != io.EOF {
 		return nil, fmt.Errorf("%s: not valid YAML: %v", name, err)
 	}

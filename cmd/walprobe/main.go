@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -32,24 +33,39 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 // run parses args and runs the chosen command. Exit status: 0 ok, 1 runtime
 // failure, 2 bad configuration.
 func run(args []string, stdout, stderr io.Writer) int {
+	// Nothing printed here may echo a password from the input (redact.go):
+	// kong writes help and usage into buffers that are redacted on the
+	// way out, and every error is redacted as it is printed.
+	red := newRedactor(args)
+	var kout, kerr bytes.Buffer
+	flush := func() {
+		io.WriteString(stdout, red.redact(kout.String()))
+		io.WriteString(stderr, red.redact(kerr.String()))
+		kout.Reset()
+		kerr.Reset()
+	}
+	fail := func(err error, code int) int {
+		fmt.Fprintln(stderr, "walprobe:", red.redact(err.Error()))
+		return code
+	}
 	var c cli
 	exited, exitCode := false, 0
-	parser, err := newParser(&c, kong.Writers(stdout, stderr),
+	parser, err := newParser(&c, kong.Writers(&kout, &kerr), kong.Configuration(yamlLoader(red)),
 		kong.Exit(func(code int) { exited, exitCode = true, code }))
 	if err != nil {
-		fmt.Fprintln(stderr, "walprobe:", err)
-		return 2
+		return fail(err, 2)
 	}
 	if code, ok := complete(parser); ok { // the shell asking for completions
+		flush()
 		return code
 	}
 	kctx, err := parser.Parse(args)
+	flush()
 	if exited { // --help, or kong's own usage error
 		return exitCode
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, "walprobe:", err)
-		return 2
+		return fail(err, 2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -63,11 +79,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.As(err, &status):
 		return int(status) // already reported by the command
 	case errors.As(err, &cfgErr):
-		fmt.Fprintln(stderr, "walprobe:", err)
-		return 2
+		return fail(err, 2)
 	default:
-		fmt.Fprintln(stderr, "walprobe:", err)
-		return 1
+		return fail(err, 1)
 	}
 }
 
