@@ -32,7 +32,17 @@ type Beat struct {
 	Acked       time.Time
 	LSN         LSN       // WAL insert position right after the beat's row change; its commit record follows
 	PrimaryTime time.Time // the primary's clock when it wrote the row
+	// Lost is how many beats right before this one were acked by a server
+	// whose history the one that wrote this beat does not have: after a
+	// failover, beats the old primary acked but never replicated to the
+	// promoted one. No target will ever show them.
+	Lost int64
+	// Orphaned marks such a lost beat in the ring.
+	Orphaned bool
 }
+
+// LostRange is the seqs (from, to] this beat says were lost.
+func (b Beat) LostRange() (from, to int64) { return b.Seq - 1 - b.Lost, b.Seq - 1 }
 
 // RTT is how long the write took from the probe's side.
 func (b Beat) RTT() time.Duration { return b.Acked.Sub(b.Sent) }

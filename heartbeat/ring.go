@@ -79,6 +79,22 @@ func (r *Ring) FirstAfter(seq int64) (Beat, bool) {
 	return r.atLocked(lo), true
 }
 
+// MarkLost marks every held beat with from < Seq <= to as orphaned: lost
+// in a failover (see Beat.Lost). It returns how many it marked.
+func (r *Ring) MarkLost(from, to int64) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for i := 0; i < r.count; i++ {
+		idx := (r.next - r.count + len(r.buf) + i) % len(r.buf)
+		if b := &r.buf[idx]; b.Seq > from && b.Seq <= to && !b.Orphaned {
+			b.Orphaned = true
+			n++
+		}
+	}
+	return n
+}
+
 // Between calls fn for every held beat with from < Seq <= to, oldest first.
 //
 // Every reader calls it for every beat it times, so it binary-searches the

@@ -94,10 +94,16 @@ RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 // must still grow, or the probe's history (kept in seq order) would see
 // beats from the past and every target's lag would be computed against
 // beats that no longer exist.
+//
+// The last column is the row's seq before this write: the subquery runs
+// in the statement's snapshot, which does not see the statement's own
+// change. Below $2, the beats in (it, $2] were acked by a server whose
+// history this one does not have (a failover lost them): see Beat.Lost.
 const upsertAfterSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
 VALUES ($1, $2::bigint + 1, clock_timestamp())
 ON CONFLICT (probe_id) DO UPDATE SET seq = GREATEST(h.seq, $2::bigint) + 1, written_at = EXCLUDED.written_at
-RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
+RETURNING seq, written_at, pg_current_wal_insert_lsn()::text,
+  coalesce((SELECT p.seq FROM ` + QualTable + ` p WHERE p.probe_id = $1), 0)`
 
 // Run writes beats until ctx is done. A primary that is down or in
 // recovery is retried with capped, jittered backoff; every interval
@@ -206,17 +212,21 @@ func (w *Writer) beat(ctx context.Context, conn *pgx.Conn) (Beat, error) {
 	ctx, cancel := context.WithTimeout(ctx, max(w.cfg.Interval, time.Second))
 	defer cancel()
 	var (
-		b   Beat
-		lsn string
+		b     Beat
+		lsn   string
+		prior int64
 	)
 	b.Sent = w.now()
-	err := conn.QueryRow(ctx, upsertAfterSQL, w.cfg.ProbeID, w.lastSeq).Scan(&b.Seq, &b.PrimaryTime, &lsn)
+	err := conn.QueryRow(ctx, upsertAfterSQL, w.cfg.ProbeID, w.lastSeq).Scan(&b.Seq, &b.PrimaryTime, &lsn, &prior)
 	b.Acked = w.now()
 	if err != nil {
 		return Beat{}, fmt.Errorf("upsert beat: %w", err)
 	}
 	if b.LSN, err = ParseLSN(lsn); err != nil {
 		return Beat{}, err
+	}
+	if w.lastSeq > 0 && prior < w.lastSeq {
+		b.Lost = w.lastSeq - prior
 	}
 	w.lastSeq = b.Seq
 	return b, nil

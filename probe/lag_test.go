@@ -117,3 +117,34 @@ func TestLastErrorClearsOnceMeasuredAgain(t *testing.T) {
 		t.Fatalf("after recovery: state %v last_error %q, want healthy and none", s.State, s.LastError)
 	}
 }
+
+// Beats a failover lost are counted per target, never timed, and do not
+// hold the lag up.
+func TestLostBeatsAreNotTimed(t *testing.T) {
+	p, tg, clk := newTestProbe(t, Config{Interval: time.Second})
+	obs := &visCollector{}
+	p.Observe(obs)
+	beatNow(p, clk, 1)
+	tg.Seen(1, clk.Now(), clk.Now())
+	for seq := int64(2); seq <= 4; seq++ { // acked by the old primary only
+		clk.Add(time.Second)
+		beatNow(p, clk, seq)
+	}
+	clk.Add(30 * time.Second) // the failover
+	if got, _ := tg.Lag(); got != 32*time.Second {
+		t.Fatalf("lag during the failover = %v, want 32s (beat 2 unshown)", got)
+	}
+	b := heartbeat.Beat{Seq: 5, Sent: clk.At(-time.Millisecond), Acked: clk.Now(), Lost: 3}
+	p.Beat(b)
+	if got, _ := tg.Lag(); got != 0 {
+		t.Fatalf("lag once beats 2–4 are known lost = %v, want 0 (only beat 5 is due, acked now)", got)
+	}
+	clk.Add(5 * time.Millisecond)
+	tg.Seen(5, clk.At(-time.Millisecond), clk.Now())
+	if len(obs.vis) != 1 || obs.vis[0].Beat.Seq != 5 {
+		t.Fatalf("timed %+v, want only beat 5", obs.vis)
+	}
+	if got := p.Snapshot().Targets[0].BeatsLost; got != 3 {
+		t.Fatalf("beats_lost = %d, want 3", got)
+	}
+}

@@ -149,8 +149,22 @@ func (p *Probe) each(fn func(Observer)) {
 	}
 }
 
-// Beat records a successful heartbeat write and wakes the readers.
+// Beat records a successful heartbeat write and wakes the readers. A beat
+// that says earlier beats were lost in a failover (Beat.Lost) first takes
+// them out of every target's reckoning: they are counted as lost, never
+// timed, and never hold a lag up.
 func (p *Probe) Beat(b heartbeat.Beat) {
+	if b.Lost > 0 {
+		from, to := b.LostRange()
+		p.ring.MarkLost(from, to)
+		p.mu.Lock()
+		ts := p.targetsLocked()
+		p.mu.Unlock()
+		for _, t := range ts {
+			t.lost(from, to)
+		}
+		p.logger.Warn("beats lost in a failover: the new primary never had them", "first", from+1, "last", to)
+	}
 	p.ring.Push(b)
 	p.mu.Lock()
 	p.beats++

@@ -31,6 +31,7 @@ type Target struct {
 	transitions int64
 	lastErr     string
 	pollErrors  int64 // polls that failed on a reachable target
+	beatsLost   int64 // beats lost in a failover before the target showed them
 	// pendSeq and pendAck are the oldest acked beat the target has not
 	// shown (pendSeq 0: none). They are kept here, not looked up in the
 	// ring, so the lag keeps growing for as long as a fault lasts: the
@@ -209,6 +210,9 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 	var vis []Visibility
 	if seq > t.lastSeen {
 		t.p.ring.Between(t.lastSeen, seq, func(b heartbeat.Beat) {
+			if b.Orphaned {
+				return // lost in a failover: counted, never timed
+			}
 			lo, hi := lower, upper
 			for _, a := range t.ahead {
 				if a.seq >= b.Seq {
@@ -288,8 +292,30 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 // bound (the ring spans RingSize intervals, 68 min at the defaults).
 func (t *Target) pendingLocked() {
 	t.pendSeq, t.pendAck = 0, time.Time{}
-	if b, ok := t.p.ring.FirstAfter(t.lastSeen); ok {
-		t.pendSeq, t.pendAck = b.Seq, b.Acked
+	seq := t.lastSeen
+	for {
+		b, ok := t.p.ring.FirstAfter(seq)
+		if !ok {
+			return
+		}
+		if !b.Orphaned {
+			t.pendSeq, t.pendAck = b.Seq, b.Acked
+			return
+		}
+		seq = b.Seq // lost in a failover: it will never show
+	}
+}
+
+// lost takes the beats (from, to], lost in a failover, out of the
+// target's reckoning: those it had not shown count as lost.
+func (t *Target) lost(from, to int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n := to - max(from, t.lastSeen); n > 0 && (t.known || t.lastSeen > 0) {
+		t.beatsLost += n
+	}
+	if t.pendSeq > from && t.pendSeq <= to {
+		t.pendingLocked()
 	}
 }
 
@@ -442,13 +468,16 @@ type TargetSnapshot struct {
 	Classic    *Classic `json:"classic"`
 	// Dropped counts observations that cannot be true, by reason.
 	Dropped map[DropReason]int64 `json:"observations_dropped,omitempty"`
+	// BeatsLost counts beats lost in a failover before the target showed
+	// them (acked by the old primary, never on the new timeline).
+	BeatsLost int64 `json:"beats_lost"`
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
 	t.mu.Lock()
 	s := TargetSnapshot{
 		Name: t.name, Kind: t.kind, State: t.state, StateSince: t.since, StateReason: t.reason,
-		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic,
+		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic, BeatsLost: t.beatsLost,
 	}
 	if len(t.dropped) > 0 {
 		s.Dropped = maps.Clone(t.dropped)

@@ -109,6 +109,12 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	lsnLag, e := meter.Float64ObservableGauge("walprobe.lsn_lag", metric.WithUnit("s"),
 		metric.WithDescription("Time lag derived from a consumer's LSN on the primary (pg_stat_replication, pg_replication_slots) through the beat history."))
 	must(e)
+	lost, e := meter.Int64ObservableCounter("walprobe.beats.lost",
+		metric.WithDescription("Beats acked by an old primary that never reached the new timeline after a failover, per target that had not shown them: lost, not slow."))
+	must(e)
+	dropped, e := meter.Int64ObservableCounter("walprobe.observations.dropped",
+		metric.WithDescription("Observations that cannot be true (a poll that ended before the beat was sent showed it), dropped instead of timed."))
+	must(e)
 	if err != nil {
 		return nil, fmt.Errorf("register instruments: %w", err)
 	}
@@ -122,6 +128,10 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			if t.ErrorBound != nil {
 				o.ObserveFloat64(bound, float64(*t.ErrorBound), attrs)
 				o.ObserveFloat64(lastDelay, float64(*t.Delay), attrs)
+			}
+			o.ObserveInt64(lost, t.BeatsLost, attrs)
+			for _, r := range probe.DropReasons {
+				o.ObserveInt64(dropped, t.Dropped[r], metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("reason", string(r)))...))
 			}
 			for _, st := range probe.States {
 				v := int64(0)
@@ -165,7 +175,7 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			}
 		}
 		return nil
-	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag)
+	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lost, dropped)
 	if err != nil {
 		return nil, fmt.Errorf("register callback: %w", err)
 	}
