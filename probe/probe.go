@@ -69,9 +69,13 @@ type Visibility struct {
 	Kind      Kind
 	Beat      heartbeat.Beat
 	VisibleAt time.Time // estimate: midpoint of the bracketing interval
-	// Delay is VisibleAt − Beat.Acked. It can be slightly negative: with
-	// asynchronous replication a fast standby may show a commit before the
-	// primary's reply reaches the probe. Delay ± ErrorBound is the interval.
+	// Delay is VisibleAt − Beat.Acked: it is measured from the ack (the
+	// moment the commit's reply reached the probe), the instant an
+	// application that just committed would read. It can be negative, by
+	// at most the write round trip (Beat.RTT): a standby or the stream may
+	// show a commit before the primary's reply reaches the probe. Nothing
+	// is ever timed before the beat was sent. Delay ± ErrorBound is the
+	// interval the instant lies in.
 	Delay      time.Duration
 	ErrorBound time.Duration // half the bracketing interval
 }

@@ -61,7 +61,7 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	}
 	var e error
 	m.delay, e = meter.Float64Histogram("walprobe.visibility.delay", metric.WithUnit("s"),
-		metric.WithDescription("Time from a beat's commit on the primary until it was visible on the target (probe's monotonic clock)."),
+		metric.WithDescription("Time from a beat's ack (its commit's reply reaching the probe) until it was visible on the target (probe's monotonic clock)."),
 		metric.WithExplicitBucketBoundaries(DelayBuckets...))
 	must(e)
 	m.streamDelay, e = meter.Float64Histogram("walprobe.stream.delay", metric.WithUnit("s"),
