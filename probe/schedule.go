@@ -38,6 +38,9 @@ const (
 	// maxSpread caps the dense window so one outlier (a catch-up after an
 	// outage) does not make the next beats poll densely for long.
 	maxSpread = 50 * time.Millisecond
+	// guardLead is how far before the window the guard poll goes: the
+	// error bound of a beat caught by the window's first poll.
+	guardLead = 8 * time.Millisecond
 )
 
 func newSchedule(interval time.Duration) *schedule {
@@ -95,7 +98,15 @@ func (s *schedule) nextPoll(prev, rtt time.Duration) time.Duration {
 	// round trip. Without that the first poll would already show such a
 	// beat and its bracket would reach back to the previous beat's poll.
 	late := max(rtt-minRTT, 0)
-	start := max(lo-step-late, 0)
+	start := max(lo-late, 0)
+	// One guard poll shortly before the window proves the beat was not
+	// visible yet then: a beat that shows earlier than the recent ones
+	// (at the window's first poll) is bracketed from the guard, within a
+	// few milliseconds, not from the previous beat's last poll an
+	// interval ago.
+	if guard := max(start-guardLead, 0); prev < 0 && start-guard >= step {
+		return guard
+	}
 	if prev < start {
 		return start
 	}

@@ -48,11 +48,12 @@ func (r *recorder) visible(target string) []probe.Visibility {
 
 // running is a probe with a writer and readers on a cluster.
 type running struct {
-	p      *probe.Probe
-	w      *heartbeat.Writer
-	rec    *recorder
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	p       *probe.Probe
+	w       *heartbeat.Writer
+	readers map[string]*probe.Reader
+	rec     *recorder
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 }
 
 type targetDSN struct {
@@ -84,6 +85,7 @@ func startProbe(ctx context.Context, t *testing.T, primaryDSN, probeID string, i
 		t.Fatal(err)
 	}
 	runs := []func(context.Context) error{w.Run, p.Run}
+	readers := map[string]*probe.Reader{}
 	for _, tg := range targets {
 		cfg, err := pgconf.Parse(tg.name, tg.dsn)
 		if err != nil {
@@ -94,9 +96,10 @@ func startProbe(ctx context.Context, t *testing.T, primaryDSN, probeID string, i
 			t.Fatal(err)
 		}
 		runs = append(runs, rd.Run)
+		readers[tg.name] = rd
 	}
 	rctx, cancel := context.WithCancel(ctx)
-	r := &running{p: p, w: w, rec: rec, cancel: cancel}
+	r := &running{p: p, w: w, readers: readers, rec: rec, cancel: cancel}
 	for _, fn := range runs {
 		r.wg.Add(1)
 		go func() { defer r.wg.Done(); _ = fn(rctx) }()
