@@ -7,6 +7,11 @@
 // [Beat]: seq, the probe's monotonic sent/acked times, the WAL position of
 // the write and the primary's clock at the write.
 //
+// Two probes run with the same probe_id against one primary share the row
+// and make each other's seq jump. The writer notices a jump on an unbroken
+// connection and reports it through WriterConfig.OnConflict as a
+// [*ProbeIDConflictError] naming --probe-id; it does not stop writing.
+//
 // The table stays bounded: one row per probe, updated in place (HOT, the
 // primary key never changes, fillfactor leaves room on the page), so its heap
 // is one or two pages however long the probe runs. History lives in the

@@ -31,6 +31,11 @@ type WriterConfig struct {
 	// OnConn is called when the writer's connection comes up (err == nil)
 	// or is lost or cannot be made (err != nil).
 	OnConn func(err error)
+	// OnConflict is called when another writer is found sharing the
+	// probe's heartbeat row (err is a *ProbeIDConflictError) and when, after
+	// 10 beats without a sign of it, it is gone (err == nil): once per
+	// episode, not per beat. The beats written meanwhile still go to OnBeat.
+	OnConflict func(err error)
 }
 
 // Writer upserts the probe's heartbeat row on the primary every interval.
@@ -42,6 +47,9 @@ type Writer struct {
 	// lastSeq is the seq of the last acked beat; only Run's goroutine
 	// touches it.
 	lastSeq int64
+	// watch checks the seqs of beats on one connection for another
+	// writer's; only Run's goroutine touches it.
+	watch seqWatch
 }
 
 // SetPaused stops (true) or resumes (false) writing beats without counting
@@ -76,7 +84,15 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	if cfg.OnConn == nil {
 		cfg.OnConn = func(error) {}
 	}
-	return &Writer{cfg: cfg, logger: logger.With("component", "writer"), now: time.Now}, nil
+	if cfg.OnConflict == nil {
+		cfg.OnConflict = func(error) {}
+	}
+	return &Writer{
+		cfg:    cfg,
+		logger: logger.With("component", "writer"),
+		now:    time.Now,
+		watch:  seqWatch{probeID: cfg.ProbeID, primary: pgconf.Addr(cfg.Conn)},
+	}, nil
 }
 
 // UpsertSQL writes one beat ($1 = probe_id). seq is assigned by the database so it stays
@@ -93,7 +109,9 @@ RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 // the old primary's by the beats written there but never replicated; seq
 // must still grow, or the probe's history (kept in seq order) would see
 // beats from the past and every target's lag would be computed against
-// beats that no longer exist.
+// beats that no longer exist. On one connection it therefore returns
+// exactly $2+1 unless another writer wrote the row since: seqWatch relies
+// on that to notice two probes sharing a probe_id.
 //
 // The last column is the row's seq before this write: the subquery runs
 // in the statement's snapshot, which does not see the statement's own
@@ -140,6 +158,9 @@ func (w *Writer) Run(ctx context.Context) error {
 			} else {
 				conn = c
 				bo.Reset()
+				// A new connection may jump legitimately: GREATEST
+				// after a failover, or a restart of the probe.
+				w.watch.forget()
 				w.cfg.OnConn(nil)
 				w.logger.Info("writing beats", "server", c.PgConn().Conn().RemoteAddr().String())
 				// A connect that tried a dead host first can take
@@ -156,6 +177,9 @@ func (w *Writer) Run(ctx context.Context) error {
 				return nil
 			}
 			w.miss(start, w.intervalsSince(start), err)
+			// The upsert may have committed before it failed: the
+			// next seq proves nothing about another writer.
+			w.watch.forget()
 			if conn.IsClosed() || pgconf.NeedsReconnect(err) {
 				closeConn(conn)
 				conn = nil
@@ -165,7 +189,12 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 			w.logger.LogAttrs(ctx, slog.LevelDebug, "beat failed", slog.String("error", err.Error()))
 		} else {
+			// The beat was written whoever else writes the row: record
+			// it, then report a change of the shared-row state.
 			w.cfg.OnBeat(b)
+			if changed, err := w.watch.acked(b.Seq); changed {
+				w.cfg.OnConflict(err)
+			}
 		}
 		select {
 		case <-ctx.Done():

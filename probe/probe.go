@@ -112,6 +112,9 @@ type Probe struct {
 	missErr   string
 	writerUp  bool
 	writerErr string
+	// conflictErr is the writer's report that another probe shares the
+	// heartbeat row; empty when none is seen.
+	conflictErr string
 	// outageSince is the first missed beat since the last acked one; zero
 	// while beats are being written.
 	outageSince    time.Time
@@ -212,6 +215,33 @@ func (p *Probe) WriterConn(err error) {
 	case err != nil && (was || p.missed == 0):
 		p.logger.Warn("primary down: beats are counted as missed until it returns", "error", err.Error())
 	}
+}
+
+// WriterConflict records that another writer shares the probe's heartbeat
+// row (err != nil, a *heartbeat.ProbeIDConflictError) or no longer does
+// (nil). The writer calls it once per episode, so it warns once per
+// episode. The connection is unaffected: Primary.Up stays as it was.
+func (p *Probe) WriterConflict(err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	switch {
+	case err != nil:
+		p.conflictErr = err.Error()
+		p.logger.Warn("another probe shares the heartbeat row: its beats and lags are unreliable until one changes --probe-id", "error", p.conflictErr)
+	case p.conflictErr != "":
+		p.conflictErr = ""
+		p.logger.Info("heartbeat row no longer shared")
+	}
+}
+
+// primaryErrorLocked is the writer's side's error for the API: the
+// connection's first (nothing is written without it), then a shared row;
+// p.mu must be held.
+func (p *Probe) primaryErrorLocked() string {
+	if p.writerErr != "" {
+		return p.writerErr
+	}
+	return p.conflictErr
 }
 
 // outage returns the first missed beat since the last acked one; zero
@@ -338,7 +368,7 @@ func (p *Probe) Snapshot() Snapshot {
 		Interval:    Seconds(p.cfg.Interval.Seconds()),
 		Beats:       p.beats,
 		BeatsMissed: p.missed,
-		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.writerErr, Classic: p.primaryClassic},
+		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic},
 	}
 	ts := p.targetsLocked()
 	p.mu.Unlock()

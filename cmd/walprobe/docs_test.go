@@ -1038,7 +1038,8 @@ func TestZshFishCompletion(t *testing.T) {
 
 // TestTroubleshootingCoversErrors is the other direction: every message
 // the functions that explain errors to users can produce (pgconf's Explain
-// and TLS helpers, the stream's setup errors, the target preflight) has an
+// and TLS helpers, the stream's setup errors, the target preflight, the
+// heartbeat error types) has an
 // entry in docs/troubleshooting.md, found by a heading that is part of it.
 // Generic wrappers with little fixed text ("%s: %s (SQLSTATE %s)") are
 // exempt.
@@ -1053,6 +1054,7 @@ func TestTroubleshootingCoversErrors(t *testing.T) {
 		"../../heartbeat/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
 		"../../walstream/errors.go":        {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
 		"../../probe/preflight.go":         {"Preflight"},
+		"../../heartbeat/errors.go":        {"Error"},
 	}
 	verbs := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)
 	letters := regexp.MustCompile(`[A-Za-z]`)

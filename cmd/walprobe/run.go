@@ -206,7 +206,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 	}
 	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
 		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn,
+		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn, OnConflict: p.WriterConflict,
 	}, logger)
 	if err != nil {
 		return nil, &configError{msg: err.Error()}
