@@ -37,7 +37,7 @@ func NewPrimaryWatcher(conn *pgx.ConnConfig, p *Probe, logger *slog.Logger) *Pri
 // the primary's may differ, so only "how long before this read" carries
 // over to the probe's clock (see reportedAt). clock_timestamp(), not now():
 // it is read as the row is produced, closest to when the result is sent.
-const replicationSQL = `SELECT coalesce(r.application_name, ''), coalesce(r.client_addr::text, ''), r.pid, r.backend_start,
+const replicationSQL = `SELECT coalesce(r.application_name, ''), coalesce(host(r.client_addr), ''), r.pid, r.backend_start,
   coalesce(s.slot_name::text, ''), coalesce(r.state, ''),
   coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
   extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
