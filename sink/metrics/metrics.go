@@ -109,6 +109,9 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	lsnLag, e := meter.Float64ObservableGauge("walprobe.lsn_lag", metric.WithUnit("s"),
 		metric.WithDescription("Time lag derived from a consumer's LSN on the primary (pg_stat_replication, pg_replication_slots) through the beat history."))
 	must(e)
+	lsnAge, e := meter.Float64ObservableGauge("walprobe.lsn_position_age", metric.WithUnit("s"),
+		metric.WithDescription("How long before now a consumer's LSN lag holds: since its last reply_time on the primary, or since the read for a slot nobody streams."))
+	must(e)
 	if err != nil {
 		return nil, fmt.Errorf("register instruments: %w", err)
 	}
@@ -158,14 +161,24 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 				}
 			}
 		}
+		// consumer is application_name@address (#n for same-named rows) or
+		// a slot name: configuration, not pids, so the label set stays
+		// bounded however often consumers reconnect.
+		aged := map[[2]string]bool{}
 		for _, l := range s.LSNLags {
 			if l.Lag != nil {
 				o.ObserveFloat64(lsnLag, float64(*l.Lag), metric.WithAttributes(
 					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind), attribute.String("lsn", l.LSNName)))
 			}
+			// One age per consumer: its positions share one report.
+			if k := [2]string{l.Consumer, l.Kind}; l.PositionAge != nil && !aged[k] {
+				aged[k] = true
+				o.ObserveFloat64(lsnAge, float64(*l.PositionAge), metric.WithAttributes(
+					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind)))
+			}
 		}
 		return nil
-	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag)
+	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge)
 	if err != nil {
 		return nil, fmt.Errorf("register callback: %w", err)
 	}
