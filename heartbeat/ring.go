@@ -184,3 +184,38 @@ func (r *Ring) LSNLag(lsn LSN, now time.Time) (time.Duration, bool) {
 	}
 	return now.Sub(r.atLocked(lo).Acked), true
 }
+
+// LSNLagAsOf is the lag of a consumer that had everything up to lsn at the
+// instant at (by the probe's clock), as of that instant: 0 when lsn is at
+// or past every beat acked by then, otherwise at minus the ack time of the
+// oldest such beat it has not passed.
+//
+// Beats acked after at do not count: the position says nothing about them.
+// A caught-up consumer whose last report is seconds old therefore reads 0,
+// not the age of the first beat written after it reported. Below the
+// oldest held beat the answer is that beat's age at at, a lower bound.
+// ok is false when no held beat was acked by at: the probe knows nothing
+// the consumer could have missed.
+func (r *Ring) LSNLagAsOf(lsn LSN, at time.Time) (time.Duration, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if r.count == 0 || r.atLocked(0).Acked.After(at) {
+		return 0, false
+	}
+	// The first beat whose LSN is > lsn: the consumer has not passed it.
+	lo, hi := 0, r.count // in [lo, hi]; count means none
+	for lo < hi {
+		mid := (lo + hi) / 2
+		if r.atLocked(mid).LSN > lsn {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	// Acks follow seq order, so if this beat was acked after at, every
+	// later one was too: the consumer had all beats acked by at.
+	if lo == r.count || r.atLocked(lo).Acked.After(at) {
+		return 0, true
+	}
+	return at.Sub(r.atLocked(lo).Acked), true
+}

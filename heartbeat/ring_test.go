@@ -91,3 +91,36 @@ func TestParseLSN(t *testing.T) {
 		t.Fatal("ParseLSN accepted garbage")
 	}
 }
+
+func TestRingLSNLagAsOf(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	r := NewRing(8)
+	for _, b := range beats(5, t0) { // LSNs 1000..5000, acked t0..t0+4s
+		r.Push(b)
+	}
+	tests := []struct {
+		name string
+		give LSN
+		at   time.Time
+		want time.Duration
+	}{
+		{"past every beat", 5000, t0.Add(10 * time.Second), 0},
+		// Reported at t0+2.5s holding beat 3: beats 4 and 5 came later.
+		{"caught up as of the report", 3000, t0.Add(2500 * time.Millisecond), 0},
+		{"caught up at the ack instant", 3000, t0.Add(2 * time.Second), 0},
+		{"behind as of the report", 1500, t0.Add(2500 * time.Millisecond), 1500 * time.Millisecond},
+		{"stuck, later report", 1500, t0.Add(9 * time.Second), 8 * time.Second},
+		{"below the ring", 10, t0.Add(3 * time.Second), 3 * time.Second},
+	}
+	for _, tt := range tests {
+		if got, ok := r.LSNLagAsOf(tt.give, tt.at); !ok || got != tt.want {
+			t.Errorf("%s: LSNLagAsOf(%d, t0+%v) = %v, %v; want %v", tt.name, tt.give, tt.at.Sub(t0), got, ok, tt.want)
+		}
+	}
+	if _, ok := r.LSNLagAsOf(10, t0.Add(-time.Second)); ok {
+		t.Error("a report older than every beat answered")
+	}
+	if _, ok := NewRing(4).LSNLagAsOf(1, t0); ok {
+		t.Error("empty ring answered")
+	}
+}

@@ -56,16 +56,26 @@ type ClassicPrimary struct {
 
 // ReplicationRow is one pg_stat_replication row.
 type ReplicationRow struct {
-	ApplicationName string   `json:"application_name"`
-	ClientAddr      string   `json:"client_addr,omitempty"`
-	State           string   `json:"state"`
-	SentLSN         string   `json:"sent_lsn,omitempty"`
-	WriteLSN        string   `json:"write_lsn,omitempty"`
-	FlushLSN        string   `json:"flush_lsn,omitempty"`
-	ReplayLSN       string   `json:"replay_lsn,omitempty"`
-	WriteLag        *Seconds `json:"write_lag_seconds"`
-	FlushLag        *Seconds `json:"flush_lag_seconds"`
-	ReplayLag       *Seconds `json:"replay_lag_seconds"`
+	ApplicationName string `json:"application_name"`
+	ClientAddr      string `json:"client_addr,omitempty"`
+	// PID is the walsender's; two standbys with one application_name on
+	// one host (both `walreceiver`, the pg_basebackup -R default) differ
+	// only by it and BackendStart.
+	PID          int32      `json:"pid"`
+	BackendStart *time.Time `json:"backend_start,omitempty"`
+	// SlotName is the slot the walsender uses, if any.
+	SlotName string `json:"slot_name,omitempty"`
+	// AsOf is when the standby sent the positions below (reply_time), by
+	// the probe's clock; nil before its first status message.
+	AsOf      *time.Time `json:"as_of"`
+	State     string     `json:"state"`
+	SentLSN   string     `json:"sent_lsn,omitempty"`
+	WriteLSN  string     `json:"write_lsn,omitempty"`
+	FlushLSN  string     `json:"flush_lsn,omitempty"`
+	ReplayLSN string     `json:"replay_lsn,omitempty"`
+	WriteLag  *Seconds   `json:"write_lag_seconds"`
+	FlushLag  *Seconds   `json:"flush_lag_seconds"`
+	ReplayLag *Seconds   `json:"replay_lag_seconds"`
 }
 
 // SetPrimaryClassic records the primary's classic view.

@@ -26,6 +26,11 @@ type Options struct {
 	// PgBouncer starts pgbouncer (pool_mode=transaction) in front of
 	// Standbys[0]. It needs Standbys >= 1.
 	PgBouncer bool
+	// UnnamedStandbys leaves application_name out of the standbys'
+	// primary_conninfo, as pg_basebackup -R does: every standby then shows
+	// up in the primary's pg_stat_replication as `walreceiver`. By
+	// default each is named after itself (standby1, …).
+	UnnamedStandbys bool
 	// ExtraConf lines are appended to postgresql.conf of every server.
 	ExtraConf []string
 	// TLS turns ssl on in every server with certificates from a CA
@@ -133,7 +138,9 @@ func Start(ctx context.Context, o Options) (_ *Cluster, err error) {
 	}
 	c.Primary = newServer(c.env, "primary", ports[0])
 	for i := range o.Standbys {
-		c.Standbys = append(c.Standbys, newServer(c.env, fmt.Sprintf("standby%d", i+1), ports[1+i]))
+		s := newServer(c.env, fmt.Sprintf("standby%d", i+1), ports[1+i])
+		s.unnamed = o.UnnamedStandbys
+		c.Standbys = append(c.Standbys, s)
 	}
 	next := 1 + o.Standbys
 	if o.Subscriber {
@@ -277,6 +284,10 @@ func (c *Cluster) subscribe(ctx context.Context) error {
 
 // waitStreaming waits until the primary shows s streaming.
 func (c *Cluster) waitStreaming(ctx context.Context, s *Server) error {
+	if s.unnamed {
+		// The primary cannot tell unnamed standbys apart: ask s itself.
+		return s.WaitScalar(ctx, "streaming", "SELECT coalesce(max(status), 'absent') FROM pg_stat_wal_receiver")
+	}
 	return c.Primary.WaitScalar(ctx, "streaming",
 		"SELECT coalesce(max(state), 'absent') FROM pg_stat_replication WHERE application_name = $1", s.Name)
 }

@@ -39,6 +39,8 @@ type Server struct {
 	// primaryConninfo is what a standby streams from; RestoreReceiver puts
 	// it back. Empty for servers made by initdb.
 	primaryConninfo string
+	// unnamed: primaryConninfo has no application_name (Options.UnnamedStandbys).
+	unnamed bool
 
 	mu sync.Mutex // guards p
 	p  *proc      // nil while stopped
@@ -333,12 +335,16 @@ func (s *Server) basebackup(ctx context.Context, primary *Server) error {
 		return fmt.Errorf("base backup for %s: %w", s.Name, err)
 	}
 	// -R wrote a primary_conninfo without application_name (it names the
-	// standby in pg_stat_replication); replace it with ours. The password
+	// standby in pg_stat_replication); replace it with ours, named unless
+	// Options.UnnamedStandbys. The password
 	// comes from the passfile, never the conninfo: on every reload that
 	// changes it, PostgreSQL logs `parameter "primary_conninfo" changed to
 	// "…"` with the value in full.
-	s.primaryConninfo = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres passfile=%s application_name=%s",
-		primary.Port, s.env.passfile(), s.Name)
+	s.primaryConninfo = fmt.Sprintf("host=127.0.0.1 port=%d user=postgres passfile=%s",
+		primary.Port, s.env.passfile())
+	if !s.unnamed {
+		s.primaryConninfo += " application_name=" + s.Name
+	}
 	auto := filepath.Join(s.DataDir, "postgresql.auto.conf")
 	b, err := os.ReadFile(auto)
 	if err != nil {

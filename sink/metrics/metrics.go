@@ -115,6 +115,9 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	dropped, e := meter.Int64ObservableCounter("walprobe.observations.dropped",
 		metric.WithDescription("Observations that cannot be true (a poll that ended before the beat was sent showed it), dropped instead of timed."))
 	must(e)
+	lsnAge, e := meter.Float64ObservableGauge("walprobe.lsn_position_age", metric.WithUnit("s"),
+		metric.WithDescription("How long before now a consumer's LSN lag holds: since its last reply_time on the primary, or since the read for a slot nobody streams."))
+	must(e)
 	if err != nil {
 		return nil, fmt.Errorf("register instruments: %w", err)
 	}
@@ -168,14 +171,24 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 				}
 			}
 		}
+		// consumer is application_name@address (#n for same-named rows) or
+		// a slot name: configuration, not pids, so the label set stays
+		// bounded however often consumers reconnect.
+		aged := map[[2]string]bool{}
 		for _, l := range s.LSNLags {
 			if l.Lag != nil {
 				o.ObserveFloat64(lsnLag, float64(*l.Lag), metric.WithAttributes(
 					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind), attribute.String("lsn", l.LSNName)))
 			}
+			// One age per consumer: its positions share one report.
+			if k := [2]string{l.Consumer, l.Kind}; l.PositionAge != nil && !aged[k] {
+				aged[k] = true
+				o.ObserveFloat64(lsnAge, float64(*l.PositionAge), metric.WithAttributes(
+					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind)))
+			}
 		}
 		return nil
-	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lost, dropped)
+	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge, lost, dropped)
 	if err != nil {
 		return nil, fmt.Errorf("register callback: %w", err)
 	}

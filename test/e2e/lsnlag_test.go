@@ -41,7 +41,7 @@ func TestLSNLag(t *testing.T) {
 		}
 		return 0, false
 	}
-	waitFor(t, 15*time.Second, "standby1 replay LSN lag", func() bool { _, ok := lagOf("standby1", "replay"); return ok })
+	waitFor(t, 15*time.Second, "standby1 replay LSN lag", func() bool { _, ok := lagOf("standby1@127.0.0.1", "replay"); return ok })
 
 	// A logical slot that is never consumed.
 	if err := c.Primary.Exec(ctx, "SELECT pg_create_logical_replication_slot('idle_consumer', 'pgoutput')"); err != nil {
@@ -60,7 +60,7 @@ func TestLSNLag(t *testing.T) {
 	r.w.SetPaused(true)
 	time.Sleep(3 * time.Second)
 	for _, lsn := range []string{"write", "flush", "replay"} {
-		lag, ok := lagOf("standby1", lsn)
+		lag, ok := lagOf("standby1@127.0.0.1", lsn)
 		if !ok || lag > interval.Seconds() {
 			t.Errorf("standby1 %s LSN lag on an idle primary = %.3fs (known %v), want <= %v", lsn, lag, ok, interval)
 		}
