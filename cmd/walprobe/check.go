@@ -21,7 +21,7 @@ type checkCmd struct {
 	Warning  time.Duration `help:"Delay at which a target is WARNING." default:"1s"`
 	Critical time.Duration `help:"Delay at which a target is CRITICAL." default:"5s"`
 	Timeout  time.Duration `help:"Give up measuring after this long; targets still without a timed beat are judged by their lag." default:"10s"`
-	Format   string        `help:"nagios: one status line with perfdata. pgpool: one delay in ms per --standby per line, -1 when not measured." default:"nagios" enum:"nagios,pgpool"`
+	Format   string        `help:"nagios: one status line with perfdata. pgpool: one delay in ms per --standby per line, -1 when not measured; for a standby behind beats written before this run, a lower bound (noted on stderr)." default:"nagios" enum:"nagios,pgpool"`
 }
 
 // Plugin statuses (Nagios plugin API).
@@ -77,12 +77,19 @@ func (c *checkCmd) check(ctx context.Context, s streams) int {
 	// the check is worth.
 	cfg.listen, cfg.stream = "127.0.0.1:0", false
 
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
 	a, err := build(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		return unknown(err.Error())
 	}
+	// The newest beat written before this run, read before the writer
+	// starts: targets that have not shown it are behind more than this run
+	// can time (behind.go). A failed read only loses that knowledge.
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	prior, priorAt, skew, havePrior, _ := readRow(pctx, "primary", cfg.primary, cfg.probe.ProbeID)
+	pcancel()
 	rctx, stop := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a.run(rctx) }()
@@ -94,11 +101,22 @@ func (c *checkCmd) check(ctx context.Context, s streams) int {
 	if err != nil && !errors.Is(err, context.Canceled) {
 		return unknown(err.Error())
 	}
+	var bh map[string]behind
+	if havePrior {
+		// Past --timeout on purpose: a bounded read of the rows the
+		// lagging targets show, after measuring has ended.
+		bctx, bcancel := context.WithTimeout(parent, 2*time.Second)
+		bh = behindTargets(bctx, cfg, snap, row{seq: prior, written: priorAt.Add(-skew)}, skew)
+		bcancel()
+	}
+	now := time.Now()
 	if c.Format == "pgpool" {
-		fmt.Fprint(s.out, pgpoolLines(cfg, snap))
+		lines, notes := pgpoolLines(cfg, snap, bh, now)
+		fmt.Fprint(s.out, lines)
+		fmt.Fprint(s.err, notes)
 		return statusOK
 	}
-	line, code := c.report(snap)
+	line, code := c.report(snap, bh, now)
 	fmt.Fprintln(s.out, line)
 	return code
 }
@@ -140,6 +158,37 @@ func (c *checkCmd) settled(snap probe.Snapshot) bool {
 	return true
 }
 
+// behindTargets reads the row each target that showed none of this run's
+// beats shows, and returns the bounds for those that had not shown last
+// either, by target name. A target whose row cannot be read is judged by
+// what the probe timed.
+func behindTargets(ctx context.Context, cfg *config, snap probe.Snapshot, last row, skew time.Duration) map[string]behind {
+	lagging := map[string]bool{}
+	for _, t := range snap.Targets {
+		if _, b, _ := delayOf(t, nil, time.Time{}); b == basisLag {
+			lagging[t.Name] = true
+		}
+	}
+	bh := map[string]behind{}
+	for _, spec := range cfg.targets {
+		if !lagging[spec.name] {
+			continue
+		}
+		seq, written, _, ok, err := readRow(ctx, spec.name, spec.conn, cfg.probe.ProbeID)
+		if err != nil {
+			continue
+		}
+		shown := row{} // no row: it has shown no beat of this probe id
+		if ok {
+			shown = row{seq: seq, written: written.Add(-skew)}
+		}
+		if b, ok := behindOf(last, shown); ok {
+			bh[spec.name] = b
+		}
+	}
+	return bh
+}
+
 // verdict is one target's result.
 type verdict struct {
 	name   string
@@ -150,7 +199,7 @@ type verdict struct {
 }
 
 // judge turns a target snapshot into a verdict; see delayOf for the delay.
-func (c *checkCmd) judge(t probe.TargetSnapshot) verdict {
+func (c *checkCmd) judge(t probe.TargetSnapshot, b *behind, now time.Time) verdict {
 	v := verdict{name: t.Name}
 	switch {
 	case t.State == probe.StateDown:
@@ -163,16 +212,20 @@ func (c *checkCmd) judge(t probe.TargetSnapshot) verdict {
 		v.status, v.text = statusCritical, t.Name+" promoted: no longer a replica"
 		return v
 	}
-	var timed bool
-	v.delay, timed, v.ok = delayOf(t)
-	switch {
-	case !v.ok:
+	var how basis
+	v.delay, how, v.ok = delayOf(t, b, now)
+	switch how {
+	case basisNone:
 		v.status, v.text = statusCritical, t.Name+" not measured within --timeout"
 		return v
-	case timed:
+	case basisTimed:
 		v.text = fmt.Sprintf("%s delay %s", t.Name, fmtSeconds(v.delay))
-	default:
+	case basisLag:
 		v.text = fmt.Sprintf("%s showed no beat, lag %s", t.Name, fmtSeconds(v.delay))
+	case basisBehind:
+		v.text = fmt.Sprintf("%s behind: lag %s (not shown: beat %d, written before this run)", t.Name, fmtSeconds(v.delay), b.unshown.seq)
+	case basisAtLeast:
+		v.text = t.Name + " behind: " + atLeastText(v.delay, *b, now)
 	}
 	switch {
 	case v.delay >= c.Critical:
@@ -185,27 +238,59 @@ func (c *checkCmd) judge(t probe.TargetSnapshot) verdict {
 	return v
 }
 
-// delayOf returns the target's delay: the last timed beat's (timed), else
-// its current lag, the age of the oldest beat it has not shown and a lower
-// bound on that beat's delay. ok is false for a target that is down,
-// promoted or was never polled.
-func delayOf(t probe.TargetSnapshot) (d time.Duration, timed, ok bool) {
+// basis says how a target's delay is known.
+type basis int
+
+const (
+	basisNone    basis = iota // not known: down, promoted or never polled
+	basisTimed                // the last timed beat's delay
+	basisLag                  // the age of this run's oldest beat it has not shown
+	basisBehind               // the age of the one beat before this run it has not shown
+	basisAtLeast              // a lower bound: the age of the newest beat before this run
+)
+
+// delayOf returns the target's delay and how it is known. A target that
+// showed none of this run's beats has lag, the age of the oldest beat it
+// has not shown: this run's first, unless b says it had not shown a beat
+// written before the run either (behind.go). ok is false when the delay is
+// not known.
+func delayOf(t probe.TargetSnapshot, b *behind, now time.Time) (d time.Duration, how basis, ok bool) {
 	switch {
 	case t.State == probe.StateDown || t.State == probe.StatePromoted:
-		return 0, false, false
+		return 0, basisNone, false
 	case t.BeatsTimed > 0 && t.Delay != nil:
 		// A beat visible before its ack reached the probe has delay 0 for
 		// a plugin (pgpool reads -1 as "down").
-		return max(seconds(*t.Delay), 0), true, true
-	case t.Lag != nil:
-		return seconds(*t.Lag), false, true
+		return max(seconds(*t.Delay), 0), basisTimed, true
+	case t.Lag == nil:
+		return 0, basisNone, false
+	case b == nil:
+		return seconds(*t.Lag), basisLag, true
 	}
-	return 0, false, false
+	// The beat before the run is older than any of the run's own, so this
+	// is the larger; max only guards against clock steps.
+	d = max(seconds(*t.Lag), b.lower(now))
+	if b.unshown.seq == b.shown.seq+1 {
+		// The newest beat before the run is the first one it has not
+		// shown: its age is the lag itself.
+		return d, basisBehind, true
+	}
+	return d, basisAtLeast, true
+}
+
+// atLeastText says what is known of a lower-bounded lag, for the plugin
+// line and pgpool's stderr.
+func atLeastText(d time.Duration, b behind, now time.Time) string {
+	if up, ok := b.upper(now); ok {
+		return fmt.Sprintf("lag at least %s, under %s (shows beat %d, not %d; when %d was written is not recorded)",
+			fmtSeconds(d), fmtSeconds(up), b.shown.seq, b.unshown.seq, b.shown.seq+1)
+	}
+	return fmt.Sprintf("lag at least %s (shows no beat, not %d; when beat 1 was written is not recorded)", fmtSeconds(d), b.unshown.seq)
 }
 
 // report builds the plugin line: worst targets first in the summary, every
 // target in the perfdata.
-func (c *checkCmd) report(snap probe.Snapshot) (string, int) {
+func (c *checkCmd) report(snap probe.Snapshot, bh map[string]behind, now time.Time) (string, int) {
 	code := statusOK
 	var worst, rest, perf []string
 	if snap.Beats == 0 {
@@ -217,7 +302,7 @@ func (c *checkCmd) report(snap probe.Snapshot) (string, int) {
 		worst = append(worst, msg)
 	}
 	for _, t := range snap.Targets {
-		v := c.judge(t)
+		v := c.judge(t, lookup(bh, t.Name), now)
 		code = max(code, v.status)
 		if v.status != statusOK {
 			worst = append(worst, v.text)
@@ -235,27 +320,41 @@ func (c *checkCmd) report(snap probe.Snapshot) (string, int) {
 	return fmt.Sprintf("WALPROBE %s - %s | %s", statusNames[code], summary, strings.Join(perf, " ")), code
 }
 
+// lookup returns a pointer to bh[name], or nil.
+func lookup(bh map[string]behind, name string) *behind {
+	if b, ok := bh[name]; ok {
+		return &b
+	}
+	return nil
+}
+
 // pgpoolLines prints one delay in milliseconds per --standby, in the order
-// given, for a pgpool health script. -1 is that script's convention for a
-// standby that cannot be measured (down, promoted, never polled).
-func pgpoolLines(cfg *config, snap probe.Snapshot) string {
+// given, for pgpool's replication_delay_source_cmd. -1 is pgpool's
+// convention for a standby that cannot be measured (down, promoted, never
+// polled). A lower-bounded delay is printed as the bound (the format has
+// no room for more), with a note for stderr saying so.
+func pgpoolLines(cfg *config, snap probe.Snapshot, bh map[string]behind, now time.Time) (lines, notes string) {
 	by := map[string]probe.TargetSnapshot{}
 	for _, t := range snap.Targets {
 		by[t.Name] = t
 	}
-	var b strings.Builder
+	var b, n strings.Builder
 	for _, spec := range cfg.targets {
 		if spec.kind != probe.KindStandby {
 			continue
 		}
-		d, _, ok := delayOf(by[spec.name])
+		bp := lookup(bh, spec.name)
+		d, how, ok := delayOf(by[spec.name], bp, now)
 		if !ok {
 			b.WriteString("-1\n")
 			continue
 		}
 		fmt.Fprintf(&b, "%d\n", d.Milliseconds())
+		if how == basisAtLeast {
+			fmt.Fprintf(&n, "walprobe: %s: %s\n", spec.name, atLeastText(d, *bp, now))
+		}
 	}
-	return b.String()
+	return b.String(), n.String()
 }
 
 func seconds(s probe.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }

@@ -6,12 +6,14 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/alecthomas/kong"
 
+	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
 )
 
@@ -100,6 +102,65 @@ func TestCheckRealServer(t *testing.T) {
 			t.Errorf("exit %d, output %q, want CRITICAL: no beat shown", code, out)
 		}
 	})
+
+	// pgpool runs the check every sr_check_period, so a standby that stops
+	// replaying falls behind beats that earlier runs wrote. The delay it
+	// prints must keep growing with the fault, not stop near --critical
+	// (where the run stops waiting for its own beat).
+	t.Run("replay_paused_past_critical", func(t *testing.T) {
+		sb := c.Standbys[0]
+		args := append(base, "--standby", s1, "--warning", "500ms", "--critical", "1s", "--timeout", "2s")
+		if code, out := checkT(ctx, t, args...); code != statusOK { // standby1 shows a beat
+			t.Fatalf("exit %d, output %q before the pause, want OK", code, out)
+		}
+		if err := c.PauseReplay(ctx, sb); err != nil {
+			t.Fatal(err)
+		}
+		paused := time.Now()
+		defer func() {
+			if err := c.ResumeReplay(ctx, sb); err != nil {
+				t.Error(err)
+			}
+		}()
+		pgpool := append(args[:len(args):len(args)], "--format", "pgpool")
+		_, first := checkT(ctx, t, pgpool...) // beats standby1 never shows
+		firstEnded := time.Now()
+		time.Sleep(6 * time.Second)
+		secondStarted := time.Now()
+		code, out := checkT(ctx, t, pgpool...)
+		// The first run's beats were all written before firstEnded and are
+		// still not shown when the second run prints: the true delay is at
+		// least that old. None was written before the pause: it is at most
+		// that old.
+		least, most := secondStarted.Sub(firstEnded), time.Since(paused)
+		t.Logf("paused %v ago: first run %q, second %q", most.Round(time.Millisecond), first, out)
+		ms, err := strconv.ParseInt(strings.TrimSpace(out), 10, 64)
+		if code != statusOK || err != nil {
+			t.Fatalf("exit %d, output %q: want one delay in ms", code, out)
+		}
+		if got := time.Duration(ms) * time.Millisecond; got < least || got > most {
+			t.Errorf("pgpool delay %v, want within [%v, %v]: standby1 has not shown a beat written %v ago", got, least, most, least)
+		}
+
+		// Run right after another, the check knows only that standby1 has
+		// not shown the previous run's beats: the plugin line says "at
+		// least" that, and under the age of the beat standby1 shows.
+		code, out = checkT(ctx, t, args...)
+		most = time.Since(paused)
+		t.Log(out)
+		m := regexp.MustCompile(`'standby1_delay'=([0-9.]+)s;`).FindStringSubmatch(out)
+		u := regexp.MustCompile(`behind: lag at least [0-9.]+s, under ([0-9.]+)s`).FindStringSubmatch(out)
+		if code != statusCritical || !pluginLine.MatchString(out) || m == nil || u == nil {
+			t.Fatalf("exit %d, output %q, want CRITICAL: standby1 behind: lag at least ..., under ...", code, out)
+		}
+		// At least --critical: the run waited that long for its own beat.
+		if got, _ := strconv.ParseFloat(m[1], 64); got < 1 || got > most.Seconds() {
+			t.Errorf("perfdata standby1_delay %vs, want within [1s, %v]", got, most)
+		}
+		if got, _ := strconv.ParseFloat(u[1], 64); got < 6 {
+			t.Errorf("upper bound %vs, want >= 6s: standby1 shows a beat from before the pause", got)
+		}
+	})
 }
 
 func TestCheckBadConfigIsUnknown(t *testing.T) {
@@ -147,6 +208,51 @@ func TestComposeInitSQL(t *testing.T) {
 			}
 			if !strings.Contains(string(got), want) {
 				t.Errorf("%s does not contain the output of walprobe %s; regenerate it:\n  go run ./cmd/walprobe %s > %s\nwant:\n%s", path, strings.Join(tt.args, " "), strings.Join(tt.args, " "), path, want)
+			}
+		})
+	}
+}
+
+func TestDelayOfBehind(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	ago := func(d time.Duration) time.Time { return now.Add(-d) }
+	lag := probe.Seconds(1.5) // this run's own beat, unshown for 1.5 s
+	live := probe.TargetSnapshot{Name: "s", State: probe.StateLagging, Lag: &lag}
+	last := row{seq: 40, written: ago(2 * time.Hour)}
+	tests := []struct {
+		name     string
+		give     row // what the target shows
+		wantOK   bool
+		wantD    time.Duration
+		wantHow  basis
+		wantText string
+	}{
+		{"caught_up_before_run", row{seq: 40, written: ago(2 * time.Hour)}, false, 1500 * time.Millisecond, basisLag, ""},
+		{"shows_later_seq", row{seq: 41, written: ago(time.Second)}, false, 1500 * time.Millisecond, basisLag, ""},
+		{"one_beat_behind_is_exact", row{seq: 39, written: ago(3 * time.Hour)}, true, 2 * time.Hour, basisBehind, ""},
+		{"many_beats_behind", row{seq: 10, written: ago(5 * time.Hour)}, true, 2 * time.Hour, basisAtLeast,
+			"lag at least 7200.0000s, under 18000.0000s (shows beat 10, not 40; when 11 was written is not recorded)"},
+		{"no_row", row{}, true, 2 * time.Hour, basisAtLeast,
+			"lag at least 7200.0000s (shows no beat, not 40; when beat 1 was written is not recorded)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b, ok := behindOf(last, tt.give)
+			if ok != tt.wantOK {
+				t.Fatalf("behindOf ok = %v, want %v", ok, tt.wantOK)
+			}
+			var bp *behind
+			if ok {
+				bp = &b
+			}
+			d, how, known := delayOf(live, bp, now)
+			if d != tt.wantD || how != tt.wantHow || !known {
+				t.Errorf("delayOf = %v, %v, %v; want %v, %v, true", d, how, known, tt.wantD, tt.wantHow)
+			}
+			if tt.wantText != "" {
+				if got := atLeastText(d, b, now); got != tt.wantText {
+					t.Errorf("text %q, want %q", got, tt.wantText)
+				}
 			}
 		})
 	}

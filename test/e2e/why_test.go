@@ -2,8 +2,11 @@ package e2e
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"testing"
 	"time"
 
@@ -19,19 +22,71 @@ func TestWhyWalprobeExists(t *testing.T) {
 	primary := c.Primary.DSN("walprobe")
 	const interval = 200 * time.Millisecond
 
-	t.Run("idle_primary", func(t *testing.T) {
-		r := startProbe(ctx, t, primary, "idle", time.Second, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
+	// An idle application: walprobe's writer keeps beating and nothing
+	// else writes. A caught-up standby's lag stays within one interval
+	// plus the error bound, and the reader keeps timing beats; checkIdle
+	// fails on a dead reader or a cut-off standby (idle_control proves it
+	// on a real cut). 30 s: longer than checkpoint_timeout's minimum and
+	// many wal_receiver_status_interval replies, as an operator's idle
+	// stretch would be.
+	const idleInterval = time.Second
+	t.Run("idle_application", func(t *testing.T) {
+		r := startProbe(ctx, t, primary, "idle", idleInterval, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
 		waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 2 })
-		r.w.SetPaused(true) // nothing writes on the primary from now on
-		time.Sleep(30 * time.Second)
-		s := r.target(t, "standby1")
-		lag, bound, age := secs(s.Lag), secs(s.ErrorBound), secs(s.Classic.ReplayTimestampAge)
-		t.Logf("after 30 s idle: walprobe lag %.3fs (bound %.4fs), classic replay timestamp age %.1fs", lag, bound, age)
-		if lag < 0 || lag > time.Second.Seconds()+bound {
-			t.Errorf("walprobe lag %.3fs on an idle primary, want <= interval + error bound", lag)
+		samples := sampleIdle(t, r, "standby1", 30*time.Second)
+		first, last := samples[0], samples[len(samples)-1]
+		t.Logf("%d samples over 30 s idle: worst lag %.3fs, beats timed %d -> %d, last seen seq %d -> %d",
+			len(samples), worstLag(samples), first.beatsTimed, last.beatsTimed, seqOf(first), seqOf(last))
+		if err := checkIdle(samples, idleInterval); err != nil {
+			t.Error(err)
 		}
-		if age <= 25 {
-			t.Errorf("classic now()-pg_last_xact_replay_timestamp() = %.1fs, want > 25s (the false alarm)", age)
+	})
+
+	// The negative control: the same samples and checkIdle with the
+	// standby's WAL receiver cut must report a failure.
+	t.Run("idle_control_cut_off", func(t *testing.T) {
+		r := startProbe(ctx, t, primary, "idlecut", idleInterval, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
+		waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 2 })
+		if err := c.CutReceiver(ctx, c.Standbys[0]); err != nil {
+			t.Fatal(err)
+		}
+		samples := sampleIdle(t, r, "standby1", 6*time.Second)
+		if err := c.RestoreReceiver(ctx, c.Standbys[0]); err != nil {
+			t.Fatal(err)
+		}
+		err := checkIdle(samples, idleInterval)
+		if err == nil {
+			t.Fatalf("checkIdle passed %d samples of a cut-off standby (worst lag %.3fs): it proves nothing", len(samples), worstLag(samples))
+		}
+		t.Logf("cut off, checkIdle reports (as it must): %v", err)
+		waitFor(t, 20*time.Second, "standby1 to catch up", func() bool {
+			s := r.target(t, "standby1")
+			return s.Lag != nil && *s.Lag < 1 && s.State == probe.StateHealthy
+		})
+	})
+
+	// The classic number's false alarm: with no writer at all, a
+	// caught-up standby's now() - pg_last_xact_replay_timestamp() grows
+	// with the wall clock. Read directly, as a dashboard would.
+	t.Run("idle_primary_classic_false_alarm", func(t *testing.T) {
+		const sql = "SELECT extract(epoch FROM now() - pg_last_xact_replay_timestamp())::float8::text"
+		age := func() float64 {
+			v, err := c.Standbys[0].Scalar(ctx, sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		before := age()
+		time.Sleep(10 * time.Second)
+		after := age()
+		t.Logf("no writer: classic replay timestamp age %.1fs, 10 s later %.1fs", before, after)
+		if after-before < 9 || after < 10 {
+			t.Errorf("classic now()-pg_last_xact_replay_timestamp() went %.1fs -> %.1fs over 10 s with no writes, want it to grow with the clock (the false alarm)", before, after)
 		}
 	})
 
@@ -158,4 +213,96 @@ func maxDelay(vs []probe.Visibility) time.Duration {
 		m = max(m, v.Delay)
 	}
 	return m
+}
+
+// idleSample is one look at a target.
+type idleSample struct {
+	at         time.Time
+	lag, bound *probe.Seconds
+	beatsTimed int64
+	lastSeq    *int64
+}
+
+// sampleIdle looks at target every 100 ms for d.
+func sampleIdle(t *testing.T, r *running, target string, d time.Duration) []idleSample {
+	t.Helper()
+	var out []idleSample
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		s := r.target(t, target)
+		out = append(out, idleSample{at: time.Now(), lag: s.Lag, bound: s.ErrorBound, beatsTimed: s.BeatsTimed, lastSeq: s.LastSeq})
+	}
+	return out
+}
+
+// checkIdle reports what in samples is not a live, caught-up target on a
+// primary where the writer beats every interval: a lag unknown or above
+// interval + error bound (a cut-off standby, or a dead reader: the lag of
+// unshown beats grows), or a stretch of 3 intervals in which no beat was
+// timed or the target showed no newer seq (a dead or stuck reader).
+func checkIdle(samples []idleSample, interval time.Duration) error {
+	if len(samples) < 2 {
+		return fmt.Errorf("%d samples: too few to judge", len(samples))
+	}
+	var errs []error
+	for i, s := range samples {
+		switch {
+		case s.lag == nil:
+			errs = append(errs, fmt.Errorf("sample %d: lag unknown", i))
+		case float64(*s.lag) < 0 || float64(*s.lag) > interval.Seconds()+secs(s.bound):
+			errs = append(errs, fmt.Errorf("sample %d: lag %.3fs, want <= interval %v + error bound %.4fs", i, float64(*s.lag), interval, secs(s.bound)))
+		}
+	}
+	window := 3 * interval
+	if samples[len(samples)-1].at.Sub(samples[0].at) < window {
+		errs = append(errs, fmt.Errorf("samples span %v: shorter than %v, cannot tell a live reader", samples[len(samples)-1].at.Sub(samples[0].at), window))
+	}
+	for i, j := 0, 0; i < len(samples); i++ {
+		for j < len(samples) && samples[j].at.Sub(samples[i].at) < window {
+			j++
+		}
+		if j == len(samples) {
+			break
+		}
+		a, b := samples[i], samples[j]
+		if b.beatsTimed <= a.beatsTimed {
+			errs = append(errs, fmt.Errorf("samples %d..%d: no beat timed in %v (beats_timed stays %d)", i, j, b.at.Sub(a.at).Round(time.Millisecond), a.beatsTimed))
+		}
+		if a.lastSeq == nil || b.lastSeq == nil || *b.lastSeq <= *a.lastSeq {
+			errs = append(errs, fmt.Errorf("samples %d..%d: last seen seq did not advance in %v (%d -> %d)", i, j, b.at.Sub(a.at).Round(time.Millisecond), seqOf(a), seqOf(b)))
+		}
+	}
+	if len(errs) > 5 { // the first few say what went wrong
+		errs = append(errs[:5], fmt.Errorf("and %d more", len(errs)-5))
+	}
+	return errors.Join(errs...)
+}
+
+func worstLag(samples []idleSample) float64 {
+	w := -1.0
+	for _, s := range samples {
+		w = max(w, secs(s.lag))
+	}
+	return w
+}
+
+func seqOf(s idleSample) int64 {
+	if s.lastSeq == nil {
+		return -1
+	}
+	return *s.lastSeq
+}
+
+// TestCheckIdleDeadReader: a reader that died leaves beats_timed and the
+// last seen seq flat while the lag of unshown beats grows; checkIdle must
+// say so without a server.
+func TestCheckIdleDeadReader(t *testing.T) {
+	t0 := time.Now()
+	var samples []idleSample
+	for i := range 60 {
+		lag, seq := probe.Seconds(float64(i)*0.1), int64(7)
+		samples = append(samples, idleSample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), lag: &lag, beatsTimed: 7, lastSeq: &seq})
+	}
+	if err := checkIdle(samples, time.Second); err == nil {
+		t.Error("checkIdle passed a dead reader's samples")
+	}
 }
