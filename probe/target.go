@@ -365,6 +365,10 @@ func (t *Target) SetClassic(c Classic) {
 // Lag returns the target's current lag: the age of the oldest acked beat
 // it has not shown, growing from the first missed beat while the primary
 // cannot be written. ok is false until the target has been polled once.
+//
+// ok is also false while the lag is unknown: the target had shown every
+// acked beat and the writer cannot write, so nothing proves how fresh it
+// is (see LagUpperBound).
 func (t *Target) Lag() (time.Duration, bool) {
 	now := t.p.now()
 	t.mu.Lock()
@@ -372,20 +376,25 @@ func (t *Target) Lag() (time.Duration, bool) {
 	if !t.known {
 		return 0, false
 	}
-	return t.lagLocked(now), true
+	lag, _, ok := t.lagLocked(now)
+	return lag, ok
 }
 
-// lagLocked is the age of the oldest acked beat the target has not shown;
-// with none, the time since the first missed beat while the primary
-// cannot be written, else 0.
-func (t *Target) lagLocked(now time.Time) time.Duration {
+// lagLocked is the age of the oldest acked beat the target has not shown,
+// and 0 when it has shown every acked beat while beats are being written.
+// When it has shown every acked beat and the writer cannot write, the lag
+// is unknown (ok false): it is at most the time since the writer stopped
+// (bound), and could be anything below that. Never a guess: the old
+// answer, the time since the first missed beat, made every caught-up
+// replica look lagging during a primary outage.
+func (t *Target) lagLocked(now time.Time) (lag, bound time.Duration, ok bool) {
 	if t.pendSeq != 0 {
-		return now.Sub(t.pendAck)
+		return now.Sub(t.pendAck), 0, true
 	}
-	if outage := t.p.outage(); !outage.IsZero() {
-		return now.Sub(outage)
+	if outage := t.p.outageAt(now); !outage.IsZero() {
+		return 0, now.Sub(outage), false
 	}
-	return 0
+	return 0, 0, true
 }
 
 // evaluate turns the current lag into a lag or progress event.
@@ -398,12 +407,15 @@ func (t *Target) evaluate() {
 func (t *Target) evaluateAt(now time.Time) {
 	t.mu.Lock()
 	st, known, seenAt := t.state, t.known, t.lastSeenAt
-	lag := t.lagLocked(now)
+	lag, bound, lagKnown := t.lagLocked(now)
 	t.mu.Unlock()
 	if !known || st == StateDown || st == StatePromoted {
 		return
 	}
 	switch {
+	case !lagKnown:
+		t.fireAt(now, EventLagUnknown, "the primary cannot be written since "+now.Add(-bound).UTC().Format(time.TimeOnly)+
+			": this target had shown every acked beat, so its lag is unknown (at most the outage's length)")
 	case lag >= t.p.cfg.StallAfter && now.Sub(seenAt) >= t.p.cfg.StallAfter:
 		t.fireAt(now, EventNoProgress, "no beat shown for "+now.Sub(seenAt).Round(time.Millisecond).String())
 	case lag >= t.p.cfg.LagThreshold:
@@ -457,8 +469,12 @@ type TargetSnapshot struct {
 	State       State     `json:"state"`
 	StateSince  time.Time `json:"state_since"`
 	StateReason string    `json:"state_reason,omitempty"`
-	// Lag is the current lag; null until the target has been polled.
+	// Lag is the current lag; null until the target has been polled, and
+	// while it is unknown (state unknown: the primary cannot be written).
 	Lag *Seconds `json:"lag_seconds"`
+	// LagUpperBound is set while the lag is unknown: the time since the
+	// writer stopped, which the lag cannot exceed.
+	LagUpperBound *Seconds `json:"lag_upper_bound_seconds,omitempty"`
 	// Delay and ErrorBound are the last timed beat's visibility delay.
 	Delay      *Seconds `json:"delay_seconds"`
 	ErrorBound *Seconds `json:"error_bound_seconds"`
@@ -487,7 +503,11 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 		s.ErrorBound = secs(t.lastVis.ErrorBound)
 	}
 	if t.known {
-		s.Lag = secs(t.lagLocked(now))
+		if lag, bound, ok := t.lagLocked(now); ok {
+			s.Lag = secs(lag)
+		} else {
+			s.LagUpperBound = secs(bound)
+		}
 		s.LastSeq = new(t.lastSeen)
 	}
 	t.mu.Unlock()
