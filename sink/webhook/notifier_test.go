@@ -520,3 +520,40 @@ func TestShutdownFlushBounded(t *testing.T) {
 		}
 	})
 }
+
+// While the writer cannot write, one primary_unreachable alert fires, and
+// the caught-up targets (unknown, lag null) raise no lag alert; it
+// resolves once beats are written again.
+func TestPrimaryUnreachable(t *testing.T) {
+	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook", LagWarning: time.Second, LagCritical: 5 * time.Second}, io.Discard)
+	ub := probe.Seconds(30)
+	zero := probe.Seconds(0)
+	outage := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimaryJSON{Up: false, Error: "primary (db:5432/app): connection refused"},
+		Targets: []probe.TargetSnapshot{
+			{Name: "r1", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
+			{Name: "r2", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
+		}}
+	back := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimaryJSON{Up: true},
+		Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}, {Name: "r2", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}}}
+	tests := []struct {
+		give probe.Snapshot
+		want string
+	}{
+		{outage, "primary_unreachable/firing"},
+		{outage, ""},
+		{back, "primary_unreachable/resolved"},
+	}
+	for i, tt := range tests {
+		n.EvaluateLag(tt.give)
+		var got []string
+		for _, a := range queued(n) {
+			got = append(got, a.Name+"/"+a.status())
+			if a.Name == AlertPrimaryUnreachable && (a.Target != "primary" || (a.Firing && !strings.Contains(a.Summary, "connection refused"))) {
+				t.Errorf("alert %+v: want target primary and the writer's error in the summary", a)
+			}
+		}
+		if g := strings.Join(got, ","); g != tt.want {
+			t.Errorf("step %d queued %q, want %q", i, g, tt.want)
+		}
+	}
+}

@@ -17,6 +17,11 @@ const (
 	// temporary slot it was streaming from and resolves when a new slot
 	// streams.
 	AlertStreamSlotLost = "stream_slot_lost"
+	// AlertPrimaryUnreachable fires once, for the primary, while the
+	// heartbeat writer cannot write: caught-up targets are then unknown
+	// rather than lagging, so this one alert replaces a lag alert per
+	// target.
+	AlertPrimaryUnreachable = "primary_unreachable"
 )
 
 // stateAlerts are the target states that are alerts in themselves.
@@ -55,7 +60,28 @@ func (n *Notifier) Transition(ev probe.TransitionEvent) {
 // EvaluateLag fires lag_warning and lag_critical for every target whose
 // lag is at or over the threshold, and resolves them under it. A target
 // whose lag is unknown keeps its alerts as they are.
+//
+// It also fires primary_unreachable while the writer cannot write (beats
+// missed and the writer not connected, or a target whose lag is unknown)
+// and resolves it when beats are written again.
 func (n *Notifier) EvaluateLag(s probe.Snapshot) {
+	unreachable := !s.Primary.Up && s.BeatsMissed > 0
+	for _, t := range s.Targets {
+		if t.State == probe.StateUnknown {
+			unreachable = true
+		}
+	}
+	if unreachable {
+		why := "the heartbeat writer cannot write"
+		if s.Primary.Error != "" {
+			why += ": " + s.Primary.Error
+		}
+		n.Notify(Alert{Name: AlertPrimaryUnreachable, Target: "primary", Severity: "critical", Firing: true,
+			Summary: why + "; caught-up targets' lag is unknown until beats are written again"})
+	} else {
+		n.Notify(Alert{Name: AlertPrimaryUnreachable, Target: "primary", Severity: "critical",
+			Summary: "heartbeats are written again"})
+	}
 	for _, t := range s.Targets {
 		if t.Lag == nil {
 			continue
