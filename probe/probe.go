@@ -65,8 +65,11 @@ func (NopObserver) Stages(StreamStages)           {}
 
 // Visibility is when one beat became visible on one target.
 type Visibility struct {
-	Target    string
-	Kind      Kind
+	Target string
+	Kind   Kind
+	// Backend is the server behind a read endpoint that showed the beat
+	// (address:port as it reported itself); empty for other kinds.
+	Backend   string
 	Beat      heartbeat.Beat
 	VisibleAt time.Time // estimate: midpoint of the bracketing interval
 	// Delay is VisibleAt − Beat.Acked: it is measured from the ack (the
@@ -389,6 +392,7 @@ func (p *Probe) Snapshot() Snapshot {
 	for _, t := range ts {
 		// State and lag from the same instant: a snapshot never says
 		// healthy beside a lag over the threshold.
+		t.evaluateBackends(now)
 		t.evaluateAt(now)
 		s.Targets = append(s.Targets, t.snapshot(now))
 	}
