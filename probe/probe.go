@@ -134,6 +134,14 @@ func New(cfg Config, logger *slog.Logger) *Probe {
 	}
 }
 
+// NewForTest is New on the clock now instead of time.Now, so a test in
+// another package (a golden /v1/state) gets the same snapshot every run.
+func NewForTest(cfg Config, logger *slog.Logger, now func() time.Time) *Probe {
+	p := New(cfg, logger)
+	p.now = now
+	return p
+}
+
 // Config returns the probe's effective configuration.
 func (p *Probe) Config() Config { return p.cfg }
 
