@@ -450,27 +450,32 @@ func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	t.p.each(func(o Observer) { o.Transition(ev) })
 }
 
-// TargetSnapshot is one target in /v1/state.
+// TargetSnapshot is one target at one moment. nil is unknown, never 0.
 type TargetSnapshot struct {
-	Name        string    `json:"name"`
-	Kind        Kind      `json:"kind"`
-	State       State     `json:"state"`
-	StateSince  time.Time `json:"state_since"`
-	StateReason string    `json:"state_reason,omitempty"`
-	// Lag is the current lag; null until the target has been polled.
-	Lag *Seconds `json:"lag_seconds"`
-	// Delay and ErrorBound are the last timed beat's visibility delay.
-	Delay      *Seconds `json:"delay_seconds"`
-	ErrorBound *Seconds `json:"error_bound_seconds"`
-	LastSeq    *int64   `json:"last_seen_seq"`
-	BeatsTimed int64    `json:"beats_timed"`
-	LastError  string   `json:"last_error,omitempty"`
-	Classic    *Classic `json:"classic"`
-	// Dropped counts observations that cannot be true, by reason.
-	Dropped map[DropReason]int64 `json:"observations_dropped,omitempty"`
+	Name        string
+	Kind        Kind
+	State       State
+	StateSince  time.Time
+	StateReason string
+	// Lag is the current lag; nil until the target has been polled since
+	// it (re)connected.
+	Lag *time.Duration
+	// Delay and ErrorBound are the last timed beat's visibility delay;
+	// nil before the first.
+	Delay      *time.Duration
+	ErrorBound *time.Duration
+	// LastSeq is the highest seq the target has shown; nil with Lag.
+	LastSeq    *int64
+	BeatsTimed int64
+	LastError  string
+	// Classic holds the target's classic numbers; nil before the first read.
+	Classic *Classic
+	// Dropped counts observations that cannot be true, by reason; nil
+	// when there are none.
+	Dropped map[DropReason]int64
 	// BeatsLost counts beats lost in a failover before the target showed
 	// them (acked by the old primary, never on the new timeline).
-	BeatsLost int64 `json:"beats_lost"`
+	BeatsLost int64
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
@@ -483,11 +488,11 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 		s.Dropped = maps.Clone(t.dropped)
 	}
 	if t.lastVis != nil {
-		s.Delay = secs(t.lastVis.Delay)
-		s.ErrorBound = secs(t.lastVis.ErrorBound)
+		s.Delay = durationPtr(t.lastVis.Delay)
+		s.ErrorBound = durationPtr(t.lastVis.ErrorBound)
 	}
 	if t.known {
-		s.Lag = secs(t.lagLocked(now))
+		s.Lag = durationPtr(t.lagLocked(now))
 		s.LastSeq = new(t.lastSeen)
 	}
 	t.mu.Unlock()

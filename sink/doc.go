@@ -10,7 +10,8 @@
 //   - slo: lag SLOs and burn-rate alerts.
 //   - webhook: alert delivery over HTTP.
 //
-// This package holds only what more than one sink needs ([WriteJSON]) and
+// This package holds only what more than one sink needs ([WriteJSON],
+// [Seconds]: the probe keeps durations, JSON shows seconds) and
 // imports nothing from walprobe. A sink imports the probe (read-only),
 // heartbeat, heartbeat/pgconf and this package, never another sink:
 // cmd/walprobe wires them together (test/lint enforces this).

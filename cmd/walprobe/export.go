@@ -15,6 +15,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 	"github.com/walprobe/walprobe/sink/history"
 	"github.com/walprobe/walprobe/sink/otlp"
 )
@@ -167,15 +168,15 @@ type jsonLines struct {
 
 // beatLine is one line of --json output.
 type beatLine struct {
-	Target     string        `json:"target"`
-	Kind       probe.Kind    `json:"kind"`
-	Seq        int64         `json:"seq"`
-	LSN        string        `json:"lsn"`
-	Sent       time.Time     `json:"sent"`
-	Acked      time.Time     `json:"acked"`
-	VisibleAt  time.Time     `json:"visible_at"`
-	Delay      probe.Seconds `json:"delay_seconds"`
-	ErrorBound probe.Seconds `json:"error_bound_seconds"`
+	Target     string       `json:"target"`
+	Kind       probe.Kind   `json:"kind"`
+	Seq        int64        `json:"seq"`
+	LSN        string       `json:"lsn"`
+	Sent       time.Time    `json:"sent"`
+	Acked      time.Time    `json:"acked"`
+	VisibleAt  time.Time    `json:"visible_at"`
+	Delay      sink.Seconds `json:"delay_seconds"`
+	ErrorBound sink.Seconds `json:"error_bound_seconds"`
 }
 
 func (j *jsonLines) Visible(v probe.Visibility) {
@@ -200,7 +201,7 @@ func (j *jsonLines) Run(ctx context.Context) error {
 			_ = enc.Encode(beatLine{
 				Target: v.Target, Kind: v.Kind, Seq: v.Beat.Seq, LSN: v.Beat.LSN.String(),
 				Sent: v.Beat.Sent, Acked: v.Beat.Acked, VisibleAt: v.VisibleAt,
-				Delay: probe.Seconds(v.Delay.Seconds()), ErrorBound: probe.Seconds(v.ErrorBound.Seconds()),
+				Delay: sink.SecondsOf(v.Delay), ErrorBound: sink.SecondsOf(v.ErrorBound),
 			})
 		}
 	}

@@ -18,9 +18,9 @@ type ReadyBody struct {
 	Ready  bool        `json:"ready"`
 	State  probe.State `json:"state,omitempty"`
 	// Lag is the target's true lag; null while it is unknown.
-	Lag    *probe.Seconds `json:"lag_seconds"`
-	MaxLag probe.Seconds  `json:"max_lag_seconds"`
-	Reason string         `json:"reason"`
+	Lag    *sink.Seconds `json:"lag_seconds"`
+	MaxLag sink.Seconds  `json:"max_lag_seconds"`
+	Reason string        `json:"reason"`
 }
 
 // Ready serves GET /v1/targets/{name}/ready?max_lag=DURATION for load
@@ -72,7 +72,7 @@ func Ready(p *probe.Probe) http.Handler {
 // readiness decides from one target snapshot; it is pure so the rules are
 // testable without a server.
 func readiness(ts probe.TargetSnapshot, maxLag time.Duration) ReadyBody {
-	b := ReadyBody{Target: ts.Name, State: ts.State, Lag: ts.Lag, MaxLag: probe.Seconds(maxLag.Seconds())}
+	b := ReadyBody{Target: ts.Name, State: ts.State, Lag: sink.SecondsPtr(ts.Lag), MaxLag: sink.SecondsOf(maxLag)}
 	switch {
 	case ts.State == probe.StateDown:
 		b.Reason = "target is down"
@@ -85,11 +85,11 @@ func readiness(ts probe.TargetSnapshot, maxLag time.Duration) ReadyBody {
 		b.Reason = "target not measured yet since (re)connecting"
 	case ts.Lag == nil:
 		b.Reason = "lag unknown"
-	case float64(*ts.Lag) >= maxLag.Seconds():
-		b.Reason = fmt.Sprintf("lag %.3fs >= max_lag %s", float64(*ts.Lag), maxLag)
+	case *ts.Lag >= maxLag:
+		b.Reason = fmt.Sprintf("lag %.3fs >= max_lag %s", ts.Lag.Seconds(), maxLag)
 	default:
 		b.Ready = true
-		b.Reason = fmt.Sprintf("lag %.3fs < max_lag %s", float64(*ts.Lag), maxLag)
+		b.Reason = fmt.Sprintf("lag %.3fs < max_lag %s", ts.Lag.Seconds(), maxLag)
 	}
 	return b
 }

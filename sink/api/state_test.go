@@ -75,7 +75,7 @@ func goldenProbe(t *testing.T) *probe.Probe {
 	yes := true
 	status := "streaming"
 	gap, workers := int64(4096), int64(1)
-	sec := func(f float64) *probe.Seconds { s := probe.Seconds(f); return &s }
+	sec := func(f float64) *time.Duration { d := time.Duration(f * float64(time.Second)); return &d }
 	standby.SetClassic(probe.Classic{
 		At: at(6 * time.Second), InRecovery: &yes, ReplayTimestampAge: sec(0.987654), ExporterLag: sec(0),
 		ReceiveReplayGapBytes: &gap, ReceiverStatus: &status,

@@ -254,7 +254,7 @@ func (s *SLO) Evaluate(now time.Time) {
 	if s.src != nil {
 		snap = s.src.Snapshot()
 	}
-	interval := time.Duration(float64(snap.Interval) * float64(time.Second))
+	interval := snap.Interval
 	type bad struct {
 		attrs metric.MeasurementOption
 		n     int64
@@ -268,7 +268,7 @@ func (s *SLO) Evaluate(now time.Time) {
 		if !ok || ts.Lag == nil || interval <= 0 {
 			continue
 		}
-		lag := time.Duration(float64(*ts.Lag) * float64(time.Second))
+		lag := *ts.Lag
 		if lag <= t.obj.Threshold {
 			continue
 		}

@@ -27,7 +27,7 @@ type fakeSource struct {
 func (f *fakeSource) set(name string, kind probe.Kind, lag time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := probe.Seconds(lag.Seconds())
+	l := lag
 	for i := range f.snap.Targets {
 		if f.snap.Targets[i].Name == name {
 			f.snap.Targets[i].Lag = &l
@@ -62,7 +62,7 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 	const interval = time.Second
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: probe.Seconds(interval.Seconds())}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: interval}}
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 	var alerts []Alert
@@ -157,7 +157,7 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 func TestMissedBeatsCountedOnce(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: 1}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: time.Second}}
 	s := newTestSLO(t, src, nil, &clock, nil)
 	// Stalled since t0: at t0+10.5s, beats acked t0..t0+10s are overdue: 11.
 	for _, step := range []time.Duration{5 * time.Second, 10500 * time.Millisecond, 10500 * time.Millisecond} {
@@ -176,7 +176,7 @@ func TestMissedBeatsCountedOnce(t *testing.T) {
 func TestMemoryFixed(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: 60}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: time.Minute}}
 	s := newTestSLO(t, src, nil, &clock, nil)
 	for i := 0; clock.Before(t0.Add(40 * 24 * time.Hour)); i++ {
 		s.Visible(probe.Visibility{Target: "r1", Kind: probe.KindStandby, Beat: heartbeat.Beat{Acked: clock}, Delay: time.Duration(i%3) * 400 * time.Millisecond})

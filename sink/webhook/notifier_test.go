@@ -338,7 +338,7 @@ func TestTransitionAlerts(t *testing.T) {
 func TestEvaluateLag(t *testing.T) {
 	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook", LagWarning: time.Second, LagCritical: 5 * time.Second}, io.Discard)
 	snap := func(lag float64) probe.Snapshot {
-		l := probe.Seconds(lag)
+		l := time.Duration(lag * float64(time.Second))
 		return probe.Snapshot{Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, Lag: &l}, {Name: "unknown"}}}
 	}
 	tests := []struct {

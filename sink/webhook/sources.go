@@ -60,7 +60,7 @@ func (n *Notifier) EvaluateLag(s probe.Snapshot) {
 		if t.Lag == nil {
 			continue
 		}
-		lag := time.Duration(float64(*t.Lag) * float64(time.Second))
+		lag := *t.Lag
 		for _, th := range []struct {
 			name      string
 			severity  string
