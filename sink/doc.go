@@ -6,6 +6,7 @@
 //   - api: the HTTP surface: the status page, /metrics, /v1/state,
 //     /healthz, /readyz.
 //   - history: a bounded lag history served at /v1/history.
+//   - jsonl: one JSON line per timed beat (walprobe run --json).
 //   - otlp: metrics and per-beat traces over OTLP.
 //   - slo: lag SLOs and burn-rate alerts.
 //   - webhook: alert delivery over HTTP.

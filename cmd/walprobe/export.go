@@ -2,21 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
-	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/sink"
 	"github.com/walprobe/walprobe/sink/history"
+	"github.com/walprobe/walprobe/sink/jsonl"
 	"github.com/walprobe/walprobe/sink/otlp"
 )
 
@@ -68,16 +64,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		return nil, &configError{msg: err.Error()}
 	}
 	if oc.Enabled(otlp.SignalMetrics) || oc.Enabled(otlp.SignalTraces) {
-		// The SDK reports failed exports through this global; send them to
-		// our logger instead of its default stderr logger.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			if errors.Is(err, context.Canceled) {
-				// Shutdown cancels the export in flight and exports
-				// once more: nothing is lost, nothing to check.
-				return
-			}
-			logger.Warn("otlp export failed; check the collector", "error", redactURLs(err.Error()))
-		}))
+		otlp.LogExportErrors(logger)
 	}
 	res, err := otlp.Resource(ctx, oc)
 	if err != nil {
@@ -148,63 +135,11 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	a.runs = append(a.runs, h.Run)
 
 	if ex.JSON && ex.out != nil {
-		j := &jsonLines{out: ex.out, ch: make(chan probe.Visibility, 1024), logger: logger}
+		j := jsonl.New(ex.out, logger)
 		a.probe.Observe(j)
 		a.runs = append(a.runs, j.Run)
 	}
 	return mp, nil
-}
-
-// jsonLines prints each timed beat as one JSON line. Observers must not
-// block, and stdout can (a slow pipe), so lines queue in a bounded channel
-// and are dropped, counted, when it is full.
-type jsonLines struct {
-	probe.NopObserver
-	out     io.Writer
-	ch      chan probe.Visibility
-	dropped atomic.Int64
-	logger  *slog.Logger
-}
-
-// beatLine is one line of --json output.
-type beatLine struct {
-	Target     string       `json:"target"`
-	Kind       probe.Kind   `json:"kind"`
-	Seq        int64        `json:"seq"`
-	LSN        string       `json:"lsn"`
-	Sent       time.Time    `json:"sent"`
-	Acked      time.Time    `json:"acked"`
-	VisibleAt  time.Time    `json:"visible_at"`
-	Delay      sink.Seconds `json:"delay_seconds"`
-	ErrorBound sink.Seconds `json:"error_bound_seconds"`
-}
-
-func (j *jsonLines) Visible(v probe.Visibility) {
-	select {
-	case j.ch <- v:
-	default:
-		j.dropped.Add(1)
-	}
-}
-
-// Run writes queued lines until ctx ends, then reports drops.
-func (j *jsonLines) Run(ctx context.Context) error {
-	enc := json.NewEncoder(j.out)
-	for {
-		select {
-		case <-ctx.Done():
-			if n := j.dropped.Load(); n > 0 {
-				j.logger.Warn("--json lines dropped: stdout was too slow", "dropped", n)
-			}
-			return nil
-		case v := <-j.ch:
-			_ = enc.Encode(beatLine{
-				Target: v.Target, Kind: v.Kind, Seq: v.Beat.Seq, LSN: v.Beat.LSN.String(),
-				Sent: v.Beat.Sent, Acked: v.Beat.Acked, VisibleAt: v.VisibleAt,
-				Delay: sink.SecondsOf(v.Delay), ErrorBound: sink.SecondsOf(v.ErrorBound),
-			})
-		}
-	}
 }
 
 // Validate lets kong report bad export flags with the others, before any
@@ -223,10 +158,3 @@ func (f *exportFlags) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// userinfo matches the user:password@ part of a URL in an error text (the
-// HTTP exporters quote their endpoint URL in errors).
-var userinfo = regexp.MustCompile(`(://)[^/@\s"]*@`)
-
-// redactURLs removes credentials embedded in URLs from s.
-func redactURLs(s string) string { return userinfo.ReplaceAllString(s, "${1}REDACTED@") }
