@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 	"github.com/walprobe/walprobe/sink/slo"
 	"github.com/walprobe/walprobe/sink/webhook"
 )
@@ -82,22 +83,19 @@ func (f alertFlags) objectives(cfg *config) ([]slo.Objective, error) {
 
 // add wires the webhook notifier and the SLO evaluator into a.
 func (f alertFlags) add(a *app, logger *slog.Logger, flush time.Duration) error {
-	var notify func(slo.Alert)
+	var notify func(alert.Alert)
 	if f.WebhookURL != "" {
-		wh, err := webhook.New(webhook.Config{
+		wh, werr := webhook.New(webhook.Config{
 			URL: f.WebhookURL, Secret: f.WebhookSecret, Format: webhook.Format(f.WebhookFormat),
-			LagWarning: f.AlertLagWarn, LagCritical: f.AlertLagCrit,
 			DrainTimeout: flush,
-		}, a.probe, logger)
-		if err != nil {
+		}, logger)
+		notify = func(x alert.Alert) { wh.Notify(x) }
+		rules, rerr := alert.New(alert.Config{LagWarning: f.AlertLagWarn, LagCritical: f.AlertLagCrit, Notify: notify}, a.probe)
+		if err := errors.Join(werr, rerr); err != nil {
 			return &configError{msg: err.Error()}
 		}
-		a.probe.Observe(wh)
-		a.runs = append(a.runs, wh.Run)
-		notify = func(x slo.Alert) {
-			wh.Notify(webhook.Alert{Name: x.Name, Target: x.Target, Severity: x.Severity, Summary: x.Summary,
-				Firing: x.Firing, StartedAt: x.StartedAt, EndedAt: x.EndedAt})
-		}
+		a.probe.Observe(rules)
+		a.runs = append(a.runs, wh.Run, rules.Run)
 	}
 	objs, err := f.objectives(a.cfg)
 	if err != nil {

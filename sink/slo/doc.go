@@ -23,6 +23,6 @@
 // [ParseObjectives] reads them from SELECTOR=OBJECTIVE[@THRESHOLD][/WINDOW]
 // entries (walprobe run --slo).
 //
-// The package does not deliver alerts; it calls Config.OnAlert, which
-// cmd wires to a notifier such as sink/webhook.
+// The package does not deliver alerts; it calls Config.OnAlert with an
+// alert.Alert, which cmd wires to a notifier such as sink/webhook.
 package slo

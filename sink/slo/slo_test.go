@@ -16,6 +16,7 @@ import (
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
 // fakeSource serves a snapshot whose lags the test sets.
@@ -45,7 +46,7 @@ func (f *fakeSource) Snapshot() probe.Snapshot {
 	return s
 }
 
-func newTestSLO(t *testing.T, src Source, mp metric.MeterProvider, clock *time.Time, onAlert func(Alert)) *SLO {
+func newTestSLO(t *testing.T, src Source, mp metric.MeterProvider, clock *time.Time, onAlert func(alert.Alert)) *SLO {
 	t.Helper()
 	s, err := New(Config{
 		Objectives: []Objective{{Objective: 0.999, Threshold: 500 * time.Millisecond}},
@@ -65,8 +66,8 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 	src := &fakeSource{snap: probe.Snapshot{Interval: interval}}
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	var alerts []Alert
-	s := newTestSLO(t, src, mp, &clock, func(a Alert) { alerts = append(alerts, a) })
+	var alerts []alert.Alert
+	s := newTestSLO(t, src, mp, &clock, func(a alert.Alert) { alerts = append(alerts, a) })
 
 	stallAt, recoverAt, end := t0.Add(10*time.Minute), t0.Add(30*time.Minute), t0.Add(50*time.Minute)
 	seq := int64(0)
@@ -90,7 +91,7 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 		}
 	}
 
-	var fired, resolved *Alert
+	var fired, resolved *alert.Alert
 	for i, a := range alerts {
 		if a.Target == "healthy" {
 			t.Errorf("healthy target alerted: %+v", a)
@@ -109,8 +110,8 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 	if d := fired.StartedAt.Sub(stallAt); d <= 0 || d > 5*time.Minute {
 		t.Errorf("fast burn fired %s after the stall, want within the 5m short window", d)
 	}
-	if fired.Severity != SeverityPage {
-		t.Errorf("severity = %q, want %q", fired.Severity, SeverityPage)
+	if fired.Severity != alert.SeverityPage {
+		t.Errorf("severity = %q, want %q", fired.Severity, alert.SeverityPage)
 	}
 	if resolved == nil {
 		t.Fatalf("slo_fast_burn_1h never resolved after recovery; alerts: %+v", alerts)
