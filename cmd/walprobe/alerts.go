@@ -67,16 +67,16 @@ func (f alertFlags) objectives(cfg *config) ([]slo.Objective, error) {
 		objs = append(objs, o)
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	if len(objs) == 0 {
 		return nil, nil
 	}
 	if f.SLOWindow < time.Hour || f.SLOWindow > 90*24*time.Hour {
-		return nil, &configError{msg: fmt.Sprintf("--slo-window %s: must be between 1h and 2160h (90 days), e.g. 672h", f.SLOWindow)}
+		return nil, configErrorf("--slo-window %s: must be between 1h and 2160h (90 days), e.g. 672h", f.SLOWindow)
 	}
 	if err := (slo.Config{Objectives: objs, Window: f.SLOWindow}).Validate(); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	return objs, nil
 }
@@ -92,7 +92,7 @@ func (f alertFlags) add(a *app, logger *slog.Logger, flush time.Duration) error 
 		notify = func(x alert.Alert) { wh.Notify(x) }
 		rules, rerr := alert.New(alert.Config{LagWarning: f.AlertLagWarn, LagCritical: f.AlertLagCrit, Notify: notify}, a.probe)
 		if err := errors.Join(werr, rerr); err != nil {
-			return &configError{msg: err.Error()}
+			return &configError{err}
 		}
 		a.probe.Observe(rules)
 		a.runs = append(a.runs, wh.Run, rules.Run)
@@ -109,7 +109,7 @@ func (f alertFlags) add(a *app, logger *slog.Logger, flush time.Duration) error 
 			OnAlert:    notify,
 		}, a.probe, a.mp, logger)
 		if err != nil {
-			return &configError{msg: err.Error()}
+			return &configError{err}
 		}
 		a.probe.Observe(s)
 		a.runs = append(a.runs, s.Run)

@@ -61,7 +61,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		SampleRatio: ex.TraceSampleRatio, ProbeID: cfg.probe.ProbeID, Version: version,
 	}
 	if err := oc.Validate(); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	if oc.Enabled(otlp.SignalMetrics) || oc.Enabled(otlp.SignalTraces) {
 		otlp.LogExportErrors(logger)
@@ -73,7 +73,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	readers := []sdkmetric.Option{sdkmetric.WithReader(prom), sdkmetric.WithResource(res)}
 	rd, ok, err := otlp.MetricReader(ctx, oc)
 	if err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	if ok {
 		readers = append(readers, sdkmetric.WithReader(rd))
@@ -97,7 +97,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	tp, ok, err := otlp.TracerProvider(ctx, oc, res)
 	if err != nil {
 		_ = mp.Shutdown(ctx)
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	if ok {
 		targets := make([]otlp.Target, 0, len(cfg.targets)+1)
@@ -128,7 +128,7 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 	h, err := history.New(history.Config{Capacity: ex.HistorySize, Interval: cfg.probe.Interval}, a.probe)
 	if err != nil {
 		_ = mp.Shutdown(ctx)
-		return nil, &configError{msg: "--history-size: " + err.Error()}
+		return nil, configErrorf("--history-size: %w", err)
 	}
 	a.probe.Observe(h)
 	a.http.Handle("GET /v1/history", h)

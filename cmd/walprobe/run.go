@@ -123,7 +123,7 @@ func (f probeFlags) validate() (*config, error) {
 	}
 	c.probe = probe.Config{ProbeID: id, Interval: f.Interval, LagThreshold: f.LagThreshold, StallAfter: f.StallAfter}
 	if err := errors.Join(errs...); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	return c, nil
 }
@@ -168,7 +168,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 	switch {
 	case err == nil:
 	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), pgconf.Rejected(err):
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	case errors.As(err, &pgErr):
 		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
 	default:
@@ -180,7 +180,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
 		cancel()
 		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || pgconf.Rejected(err) {
-			return nil, &configError{msg: err.Error()}
+			return nil, &configError{err}
 		}
 		if !up || err != nil {
 			logger.Warn("target not reachable yet; it is reported down until it is", "target", t.name)
@@ -202,31 +202,31 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		return nil, err
 	}
 	if err := a.http.Listen(); err != nil {
-		return nil, &configError{msg: fmt.Sprintf("--listen %s: %v", cfg.listen, err)}
+		return nil, configErrorf("--listen %s: %w", cfg.listen, err)
 	}
 	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
 		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
 		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn, OnConflict: p.WriterConflict,
 	}, logger)
 	if err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	a.runs = append(a.runs, a.writer.Run, p.Run, a.http.Run, probe.NewPrimaryWatcher(cfg.primary, p, logger).Run)
 	for _, t := range cfg.targets {
 		rd, err := probe.NewReader(probe.ReaderConfig{Name: t.name, Kind: t.kind, Conn: t.conn, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval}, p, logger)
 		if err != nil {
-			return nil, &configError{msg: err.Error()}
+			return nil, &configError{err}
 		}
 		a.runs = append(a.runs, rd.Run)
 	}
 	if cfg.stream {
 		t, err := p.Register("stream", probe.KindStream)
 		if err != nil {
-			return nil, &configError{msg: err.Error()}
+			return nil, &configError{err}
 		}
 		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID}, t, logger)
 		if err != nil {
-			return nil, &configError{msg: err.Error()}
+			return nil, &configError{err}
 		}
 		a.runs = append(a.runs, st.Run)
 	}
