@@ -95,7 +95,7 @@ func (f alertFlags) add(a *app, logger *slog.Logger, flush time.Duration) error 
 			return &configError{err}
 		}
 		a.probe.Observe(rules)
-		a.runs = append(a.runs, wh.Run, rules.Run)
+		a.webhook, a.alerts = wh, rules
 	}
 	objs, err := f.objectives(a.cfg)
 	if err != nil {
@@ -112,7 +112,7 @@ func (f alertFlags) add(a *app, logger *slog.Logger, flush time.Duration) error 
 			return &configError{err}
 		}
 		a.probe.Observe(s)
-		a.runs = append(a.runs, s.Run)
+		a.slo = s
 	}
 	return nil
 }

@@ -11,15 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/sink/api"
-	"github.com/walprobe/walprobe/sink/metrics"
-	"github.com/walprobe/walprobe/walstream"
 )
 
 type runCmd struct {
@@ -147,16 +142,6 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	return a.run(ctx)
 }
 
-// app is a wired probe: every component, ready to run.
-type app struct {
-	cfg    *config
-	probe  *probe.Probe
-	writer *heartbeat.Writer
-	http   *api.Server
-	mp     *sdkmetric.MeterProvider
-	runs   []func(context.Context) error
-}
-
 // build checks the primary once and wires every component. A primary that
 // is unreachable now is not an error (it is a state the probe reports);
 // a primary that is reachable but not set up, or in recovery, is.
@@ -187,66 +172,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		}
 	}
 
-	p := probe.New(cfg.probe, logger)
-	a := &app{cfg: cfg, probe: p}
-	promReader, promHandler, err := metrics.Prometheus()
-	if err != nil {
-		return nil, err
-	}
-	a.http = api.New(cfg.listen, p, promHandler, logger)
-	a.http.Handle(api.ReadyPattern, api.Ready(p))
-	if a.mp, err = addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
-		return nil, err
-	}
-	if _, err := metrics.New(p, a.mp); err != nil {
-		return nil, err
-	}
-	if err := a.http.Listen(); err != nil {
-		return nil, configErrorf("--listen %s: %w", cfg.listen, err)
-	}
-	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
-		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn, OnConflict: p.WriterConflict,
-	}, logger)
-	if err != nil {
-		return nil, &configError{err}
-	}
-	a.runs = append(a.runs, a.writer.Run, p.Run, a.http.Run, probe.NewPrimaryWatcher(cfg.primary, p, logger).Run)
-	for _, t := range cfg.targets {
-		rd, err := probe.NewReader(probe.ReaderConfig{Name: t.name, Kind: t.kind, Conn: t.conn, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval}, p, logger)
-		if err != nil {
-			return nil, &configError{err}
-		}
-		a.runs = append(a.runs, rd.Run)
-	}
-	if cfg.stream {
-		t, err := p.Register("stream", probe.KindStream)
-		if err != nil {
-			return nil, &configError{err}
-		}
-		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID}, t, logger)
-		if err != nil {
-			return nil, &configError{err}
-		}
-		a.runs = append(a.runs, st.Run)
-	}
-	return a, nil
-}
-
-func (a *app) writerConn() *pgx.ConnConfig { return a.cfg.primary }
-
-// run runs every component until ctx ends. Components return nil on
-// cancellation; the first error stops the rest.
-func (a *app) run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, r := range a.runs {
-		g.Go(func() error { return r(ctx) })
-	}
-	err := g.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = a.mp.Shutdown(sctx)
-	return err
+	return wire(ctx, cfg, logger, ex...)
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
