@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -390,6 +389,3 @@ func (p *Probe) Snapshot() Snapshot {
 	s.LSNLags = p.LSNLags(now)
 	return s
 }
-
-// ErrUnknownTarget is returned for a name no target has.
-var ErrUnknownTarget = errors.New("unknown target")
