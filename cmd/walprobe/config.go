@@ -46,7 +46,7 @@ func parseYAML(name string, data []byte) (kong.Resolver, error) {
 	var raw map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: not valid YAML: %v", name, err)
+		return nil, fmt.Errorf("%s: not valid YAML: %w", name, err)
 	}
 	c := &yamlConfig{path: name, values: map[string]any{}}
 	for k, v := range raw {
