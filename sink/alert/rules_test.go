@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -182,5 +183,41 @@ func TestStreamSlotLost(t *testing.T) {
 		if a.Name == StreamSlotLost {
 			t.Errorf("standby down queued %s", a.Name)
 		}
+	}
+}
+
+// fakeSource serves one snapshot.
+type fakeSource struct{ snap probe.Snapshot }
+
+func (f fakeSource) Snapshot() probe.Snapshot { return f.snap }
+
+// TestRunEvaluatesLag: Run evaluates the thresholds from the source every
+// EvalEvery and returns nil once ctx ends.
+func TestRunEvaluatesLag(t *testing.T) {
+	lag := 2 * time.Second
+	got := make(chan Alert, 16)
+	r, err := New(Config{LagWarning: time.Second, EvalEvery: time.Millisecond, Notify: func(a Alert) {
+		select {
+		case got <- a:
+		default:
+		}
+	}}, fakeSource{probe.Snapshot{Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, Lag: &lag}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	select {
+	case a := <-got:
+		if a.Name != LagWarning || !a.Firing || a.Target != "r1" || a.Kind != probe.KindStandby {
+			t.Errorf("first alert = %+v, want lag_warning firing for standby r1", a)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("no alert within 5s")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run() = %v, want nil", err)
 	}
 }
