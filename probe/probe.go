@@ -251,12 +251,22 @@ func (p *Probe) primaryErrorLocked() string {
 	return p.conflictErr
 }
 
-// outage returns the first missed beat since the last acked one; zero
-// while beats are being written.
-func (p *Probe) outage() time.Time {
+// outageAt returns when the writer stopped writing, as of now: the first
+// missed beat since the last acked one, or, while the writer is stuck
+// without reporting (a connect or upsert hanging on a blackholed network),
+// when the beat after the newest acked one was due, once that is more
+// than max(2 intervals, 1 s) ago. Zero while beats are being written.
+func (p *Probe) outageAt(now time.Time) time.Time {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.outageSince
+	since := p.outageSince
+	p.mu.Unlock()
+	if b, ok := p.ring.Newest(); ok {
+		due := b.Acked.Add(p.cfg.Interval)
+		if now.Sub(due) > max(2*p.cfg.Interval, time.Second) && (since.IsZero() || due.Before(since)) {
+			since = due
+		}
+	}
+	return since
 }
 
 // targetsLocked lists the registered targets; p.mu must be held.

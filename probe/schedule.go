@@ -35,8 +35,8 @@ const (
 	// maxDenseStep keeps the error bound near 4 ms plus the poll's own
 	// round trip when recent delays scatter.
 	maxDenseStep = 8 * time.Millisecond
-	// maxSpread caps the dense window so one outlier (a catch-up after an
-	// outage) does not make the next beats poll densely for long.
+	// maxSpread: a window wider than this is searched with eight polls
+	// instead of a dense step.
 	maxSpread = 50 * time.Millisecond
 	// guardLead is how far before the window the guard poll goes: the
 	// error bound of a beat caught by the window's first poll.
@@ -60,24 +60,37 @@ func (s *schedule) observe(d, bound, rtt time.Duration) {
 	}
 }
 
-// expected returns robust bounds of the recent delays: the second smallest
-// and the second largest once there are four, so one outlier (the first
-// beat timed after a long wait has a wide bracket; a catch-up after an
-// outage) does not move or widen the window of the next beats; and the
-// smallest recent round trip.
+// expected returns where recent beats became visible, from the most
+// precise observations only: those whose error bound is at most twice the
+// best one's (or 2 ms). A loosely timed beat (the first after a long
+// wait; a catch-up after an outage) says little once a tightly timed one
+// exists, and would otherwise drag the window wide for the next eight
+// beats. Among those, the second smallest early edge and the second
+// largest late edge once there are four, so one outlier does not move or
+// widen the window either. It also returns the smallest recent round trip.
 func (s *schedule) expected() (lo, hi, rtt time.Duration, ok bool) {
 	if s.n == 0 {
 		return 0, 0, 0, false
 	}
+	best := s.late[0] - s.early[0]
+	for i := 1; i < s.n; i++ {
+		best = min(best, s.late[i]-s.early[i])
+	}
+	limit := max(2*best, 2*2*time.Millisecond) // widths are 2 × bound
 	var e, l [len(s.early)]time.Duration
-	copy(e[:], s.early[:s.n])
-	copy(l[:], s.late[:s.n])
-	es, ls := e[:s.n], l[:s.n]
+	k := 0
+	for i := 0; i < s.n; i++ {
+		if s.late[i]-s.early[i] <= limit {
+			e[k], l[k] = s.early[i], s.late[i]
+			k++
+		}
+	}
+	es, ls := e[:k], l[:k]
 	slices.Sort(es)
 	slices.Sort(ls)
-	lo, hi = es[0], ls[len(ls)-1]
-	if s.n >= 4 {
-		lo, hi = es[1], ls[len(ls)-2]
+	lo, hi = es[0], ls[k-1]
+	if k >= 4 {
+		lo, hi = es[1], ls[k-2]
 	}
 	return lo, max(hi, lo), slices.Min(s.rtts[:s.n]), true
 }
@@ -90,8 +103,15 @@ func (s *schedule) expected() (lo, hi, rtt time.Duration, ok bool) {
 // where it is instead of polling back to back to catch up with a plan.
 func (s *schedule) nextPoll(prev, rtt time.Duration) time.Duration {
 	lo, hi, minRTT, _ := s.expected()
-	spread := min(hi-lo, maxSpread)
+	spread := hi - lo
 	step := min(max(spread/2, minDenseStep), maxDenseStep)
+	if spread > maxSpread {
+		// Little is known yet (the delay was just learned from one
+		// loosely timed beat): spread eight polls over the whole window,
+		// so the next beat is timed eight times as tightly, and the
+		// window narrows to a few milliseconds within a few beats.
+		step = spread / 8
+	}
 	// Delays count from the ack, but a beat can be visible as early as it
 	// was sent: when its ack came back later than usual it shows that
 	// much earlier after the ack, so the window moves back by the extra

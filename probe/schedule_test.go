@@ -56,9 +56,12 @@ func TestScheduleBacksOffToOnePollPerInterval(t *testing.T) {
 	}
 }
 
+// converge is how many beats after the first timed one the schedule may
+// take to narrow its window from that first, loosely timed beat.
+const converge = 4
+
 // simResult is what a simulated reader measured on one target. Steady
-// state starts once the first beat was timed and eight more (the
-// schedule's whole memory) after it.
+// state starts converge beats after the first beat was timed.
 type simResult struct {
 	pollsPerBeat    float64 // steady state, after the delay was learned
 	learnPolls      int     // polls before the first beat was timed
@@ -123,7 +126,7 @@ func simulate(delay, jitter, interval time.Duration, beats int) simResult {
 		at := max(bs[k].acked+s.nextPoll(prev, bs[k].acked-bs[k].sent), now)
 		prev = at - bs[k].acked
 		polls++
-		if steadyFrom >= 0 && k > steadyFrom+len(s.early) {
+		if steadyFrom >= 0 && k > steadyFrom+converge {
 			steadyPolls++
 		}
 		seen := shows(at + q/2)
@@ -160,7 +163,7 @@ func simulate(delay, jitter, interval time.Duration, beats int) simResult {
 			if est+half < bs[b].visible {
 				res.early++
 			}
-			if steadyFrom >= 0 && b > steadyFrom+len(s.early) {
+			if steadyFrom >= 0 && b > steadyFrom+converge {
 				bounds = append(bounds, half)
 				res.timed++
 			} else if steadyFrom < 0 && firstTimedAt == 0 {

@@ -24,10 +24,14 @@ const (
 	StateStalled    State = "stalled"    // beats outstanding and none shown for the stall period
 	StateDown       State = "down"       // cannot connect or query
 	StatePromoted   State = "promoted"   // a standby left recovery: a failover happened
+	// StateUnknown: the writer cannot write (primary unreachable, or only
+	// the probe cut off from it) and the target had shown every acked
+	// beat: nothing proves how fresh it is, and nothing says it is behind.
+	StateUnknown State = "unknown"
 )
 
 // States lists every state, in the order metrics export them.
-var States = []State{StateConnecting, StateHealthy, StateLagging, StateStalled, StateDown, StatePromoted}
+var States = []State{StateConnecting, StateHealthy, StateLagging, StateStalled, StateDown, StatePromoted, StateUnknown}
 
 // Event is something that happened to a target.
 type Event string
@@ -41,29 +45,38 @@ const (
 	EventConnLost   Event = "conn_lost"   // cannot connect or a query failed on the session
 	EventPromoted   Event = "promoted"    // a standby reports it is not in recovery
 	EventDemoted    Event = "demoted"     // a promoted target is in recovery again
+	EventLagUnknown Event = "lag_unknown" // the writer cannot write; the target had shown every acked beat
 )
 
 // transitions is the whole state machine: for each state, the events it
 // accepts and where they lead. A missing pair is an invalid transition.
 var transitions = map[State]map[Event]State{
 	StateConnecting: {
-		EventConnected: StateConnecting, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
+		EventLagUnknown: StateUnknown,
+		EventConnected:  StateConnecting, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
 		EventNoProgress: StateStalled, EventConnLost: StateDown, EventPromoted: StatePromoted,
 	},
 	StateHealthy: {
-		EventConnected: StateHealthy, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
+		EventLagUnknown: StateUnknown,
+		EventConnected:  StateHealthy, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
 		EventNoProgress: StateStalled, EventConnLost: StateDown, EventPromoted: StatePromoted,
 	},
 	StateLagging: {
-		EventConnected: StateLagging, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
+		EventLagUnknown: StateUnknown,
+		EventConnected:  StateLagging, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
 		EventNoProgress: StateStalled, EventConnLost: StateDown, EventPromoted: StatePromoted,
 	},
 	StateStalled: {
-		EventConnected: StateStalled, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
+		EventLagUnknown: StateUnknown,
+		EventConnected:  StateStalled, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
 		EventNoProgress: StateStalled, EventConnLost: StateDown, EventPromoted: StatePromoted,
 	},
 	StateDown: {
 		EventConnected: StateConnecting, EventConnLost: StateDown,
+	},
+	StateUnknown: {
+		EventConnected: StateUnknown, EventLagUnknown: StateUnknown, EventLagOK: StateHealthy, EventLagHigh: StateLagging,
+		EventNoProgress: StateStalled, EventConnLost: StateDown, EventPromoted: StatePromoted,
 	},
 	StatePromoted: {
 		EventConnected: StatePromoted, EventPromoted: StatePromoted,

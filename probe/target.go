@@ -365,6 +365,10 @@ func (t *Target) SetClassic(c Classic) {
 // Lag returns the target's current lag: the age of the oldest acked beat
 // it has not shown, growing from the first missed beat while the primary
 // cannot be written. ok is false until the target has been polled once.
+//
+// ok is also false while the lag is unknown: the target had shown every
+// acked beat and the writer cannot write, so nothing proves how fresh it
+// is (see LagUpperBound).
 func (t *Target) Lag() (time.Duration, bool) {
 	now := t.p.now()
 	t.mu.Lock()
@@ -372,20 +376,25 @@ func (t *Target) Lag() (time.Duration, bool) {
 	if !t.known {
 		return 0, false
 	}
-	return t.lagLocked(now), true
+	lag, _, ok := t.lagLocked(now)
+	return lag, ok
 }
 
-// lagLocked is the age of the oldest acked beat the target has not shown;
-// with none, the time since the first missed beat while the primary
-// cannot be written, else 0.
-func (t *Target) lagLocked(now time.Time) time.Duration {
+// lagLocked is the age of the oldest acked beat the target has not shown,
+// and 0 when it has shown every acked beat while beats are being written.
+// When it has shown every acked beat and the writer cannot write, the lag
+// is unknown (ok false): it is at most the time since the writer stopped
+// (bound), and could be anything below that. Never a guess: the old
+// answer, the time since the first missed beat, made every caught-up
+// replica look lagging during a primary outage.
+func (t *Target) lagLocked(now time.Time) (lag, bound time.Duration, ok bool) {
 	if t.pendSeq != 0 {
-		return now.Sub(t.pendAck)
+		return now.Sub(t.pendAck), 0, true
 	}
-	if outage := t.p.outage(); !outage.IsZero() {
-		return now.Sub(outage)
+	if outage := t.p.outageAt(now); !outage.IsZero() {
+		return 0, now.Sub(outage), false
 	}
-	return 0
+	return 0, 0, true
 }
 
 // evaluate turns the current lag into a lag or progress event.
@@ -398,12 +407,15 @@ func (t *Target) evaluate() {
 func (t *Target) evaluateAt(now time.Time) {
 	t.mu.Lock()
 	st, known, seenAt := t.state, t.known, t.lastSeenAt
-	lag := t.lagLocked(now)
+	lag, bound, lagKnown := t.lagLocked(now)
 	t.mu.Unlock()
 	if !known || st == StateDown || st == StatePromoted {
 		return
 	}
 	switch {
+	case !lagKnown:
+		t.fireAt(now, EventLagUnknown, "the primary cannot be written since "+now.Add(-bound).UTC().Format(time.TimeOnly)+
+			": this target had shown every acked beat, so its lag is unknown (at most the outage's length)")
 	case lag >= t.p.cfg.StallAfter && now.Sub(seenAt) >= t.p.cfg.StallAfter:
 		t.fireAt(now, EventNoProgress, "no beat shown for "+now.Sub(seenAt).Round(time.Millisecond).String())
 	case lag >= t.p.cfg.LagThreshold:
@@ -458,13 +470,17 @@ type TargetSnapshot struct {
 	StateSince  time.Time
 	StateReason string
 	// Lag is the current lag; nil until the target has been polled since
-	// it (re)connected.
+	// it (re)connected, and while it is unknown (state unknown: the
+	// primary cannot be written).
 	Lag *time.Duration
+	// LagUpperBound is set while the lag is unknown: the time since the
+	// writer stopped, which the lag cannot exceed.
+	LagUpperBound *time.Duration
 	// Delay and ErrorBound are the last timed beat's visibility delay;
 	// nil before the first.
 	Delay      *time.Duration
 	ErrorBound *time.Duration
-	// LastSeq is the highest seq the target has shown; nil with Lag.
+	// LastSeq is the highest seq the target has shown; nil until polled.
 	LastSeq    *int64
 	BeatsTimed int64
 	LastError  string
@@ -492,7 +508,11 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 		s.ErrorBound = durationPtr(t.lastVis.ErrorBound)
 	}
 	if t.known {
-		s.Lag = durationPtr(t.lagLocked(now))
+		if lag, bound, ok := t.lagLocked(now); ok {
+			s.Lag = durationPtr(lag)
+		} else {
+			s.LagUpperBound = durationPtr(bound)
+		}
 		s.LastSeq = new(t.lastSeen)
 	}
 	t.mu.Unlock()

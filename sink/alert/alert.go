@@ -38,6 +38,11 @@ const (
 	// StreamSlotLost fires when the logical stream loses the temporary
 	// slot it was streaming from and resolves when a new slot streams.
 	StreamSlotLost = "stream_slot_lost"
+	// PrimaryUnreachable fires once, for the primary, while the
+	// heartbeat writer cannot write: caught-up targets are then unknown
+	// rather than lagging, so this one alert replaces a lag alert per
+	// target.
+	PrimaryUnreachable = "primary_unreachable"
 )
 
 // Severities.

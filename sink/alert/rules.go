@@ -127,7 +127,28 @@ func (r *Rules) Transition(ev probe.TransitionEvent) {
 // EvaluateLag fires lag_warning and lag_critical for every target whose
 // lag is at or over the threshold, and resolves them under it. A target
 // whose lag is unknown keeps its alerts as they are.
+//
+// It also fires primary_unreachable while the writer cannot write (beats
+// missed and the writer not connected, or a target whose lag is unknown)
+// and resolves it when beats are written again.
 func (r *Rules) EvaluateLag(s probe.Snapshot) {
+	unreachable := !s.Primary.Up && s.BeatsMissed > 0
+	for _, t := range s.Targets {
+		if t.State == probe.StateUnknown {
+			unreachable = true
+		}
+	}
+	if unreachable {
+		why := "the heartbeat writer cannot write"
+		if s.Primary.Error != "" {
+			why += ": " + s.Primary.Error
+		}
+		r.cfg.Notify(Alert{Name: PrimaryUnreachable, Target: "primary", Severity: SeverityCritical, Firing: true,
+			Summary: why + "; caught-up targets' lag is unknown until beats are written again"})
+	} else {
+		r.cfg.Notify(Alert{Name: PrimaryUnreachable, Target: "primary", Severity: SeverityCritical,
+			Summary: "heartbeats are written again"})
+	}
 	for _, t := range s.Targets {
 		if t.Lag == nil {
 			continue

@@ -208,16 +208,62 @@ func TestRunEvaluatesLag(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
-	select {
-	case a := <-got:
-		if a.Name != LagWarning || !a.Firing || a.Target != "r1" || a.Kind != probe.KindStandby {
-			t.Errorf("first alert = %+v, want lag_warning firing for standby r1", a)
+	timeout := time.After(5 * time.Second)
+wait:
+	for {
+		select {
+		case a := <-got:
+			if a.Name != LagWarning {
+				continue // primary_unreachable resolves on every tick
+			}
+			if !a.Firing || a.Target != "r1" || a.Kind != probe.KindStandby {
+				t.Errorf("lag alert = %+v, want lag_warning firing for standby r1", a)
+			}
+			break wait
+		case <-timeout:
+			t.Error("no lag_warning within 5s")
+			break wait
 		}
-	case <-time.After(5 * time.Second):
-		t.Error("no alert within 5s")
 	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run() = %v, want nil", err)
+	}
+}
+
+// While the writer cannot write, one primary_unreachable alert fires, and
+// the caught-up targets (unknown, lag null) raise no lag alert; it
+// resolves once beats are written again.
+func TestPrimaryUnreachable(t *testing.T) {
+	r, rec := newTestRules(t, Config{LagWarning: time.Second, LagCritical: 5 * time.Second})
+	ub := 30 * time.Second
+	zero := time.Duration(0)
+	outage := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimarySnapshot{Up: false, Error: "primary (db:5432/app): connection refused"},
+		Targets: []probe.TargetSnapshot{
+			{Name: "r1", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
+			{Name: "r2", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
+		}}
+	back := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimarySnapshot{Up: true},
+		Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}, {Name: "r2", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}}}
+	tests := []struct {
+		give probe.Snapshot
+		want string
+	}{
+		{outage, "primary_unreachable/firing"},
+		{outage, ""},
+		{back, "primary_unreachable/resolved"},
+	}
+	for i, tt := range tests {
+		r.EvaluateLag(tt.give)
+		var got []string
+		for _, a := range rec.changes() {
+			got = append(got, a.Name+"/"+a.Status())
+			if a.Name == PrimaryUnreachable && (a.Target != "primary" || (a.Firing && !strings.Contains(a.Summary, "connection refused"))) {
+				t.Errorf("alert %+v: want target primary and the writer's error in the summary", a)
+			}
+		}
+		if g := strings.Join(got, ","); g != tt.want {
+			t.Errorf("step %d queued %q, want %q", i, g, tt.want)
+		}
 	}
 }

@@ -21,7 +21,8 @@ import (
 // "new" has never been polled.
 func readyProbe(t *testing.T) *probe.Probe {
 	t.Helper()
-	p := probe.New(probe.Config{ProbeID: "t", Interval: time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	// A 10 s interval: the last beat, acked 5 s ago, is not overdue.
+	p := probe.New(probe.Config{ProbeID: "t", Interval: 10 * time.Second, LagThreshold: 2 * time.Second}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	reg := func(name string) *probe.Target {
 		tg, err := p.Register(name, probe.KindStandby)
 		if err != nil {
@@ -111,9 +112,65 @@ func TestReadyLagMatchesSnapshot(t *testing.T) {
 	if got.Lag == nil || *got.Lag < 4.9 || *got.Lag > 6 {
 		t.Errorf("lag_seconds = %v, want about 5 (age of the unseen beat)", got.Lag)
 	}
-	// No evaluation tick has run (no p.Run), so the state still says
-	// healthy: readiness must follow the lag, not wait for the state.
+	// Readiness follows the lag the snapshot evaluated.
 	if got.Ready || rec.Code != http.StatusServiceUnavailable {
 		t.Errorf("ready with state %q and lag %v: status %d", got.State, got.Lag, rec.Code)
+	}
+}
+
+// During a primary outage a target that had shown every acked beat is
+// unknown: ready by default (replicas are all that is left), not ready
+// with strict=true; a target that was already behind stays lagging and
+// not ready.
+func TestReadyDuringPrimaryOutage(t *testing.T) {
+	p := probe.New(probe.Config{ProbeID: "t", Interval: time.Second, LagThreshold: 2 * time.Second}, slog.New(slog.DiscardHandler))
+	caught, behind := func() (*probe.Target, *probe.Target) {
+		a, _ := p.Register("caught", probe.KindStandby)
+		b, _ := p.Register("behind", probe.KindStandby)
+		return a, b
+	}()
+	now := time.Now()
+	p.Beat(heartbeat.Beat{Seq: 1, Sent: now.Add(-20 * time.Second), Acked: now.Add(-20 * time.Second)})
+	caught.Seen(1, now.Add(-19*time.Second), now.Add(-19*time.Second))
+	behind.Seen(1, now.Add(-19*time.Second), now.Add(-19*time.Second))
+	p.Beat(heartbeat.Beat{Seq: 2, Sent: now.Add(-12 * time.Second), Acked: now.Add(-12 * time.Second)})
+	caught.Seen(2, now.Add(-12*time.Second), now.Add(-11*time.Second))
+	p.Missed(now.Add(-10*time.Second), errors.New("primary: connection refused"))
+	mux := http.NewServeMux()
+	mux.Handle(ReadyPattern, Ready(p))
+	tests := []struct {
+		give        string
+		wantCode    int
+		wantUnknown bool
+	}{
+		{"/v1/targets/caught/ready?max_lag=1s", 200, true},
+		{"/v1/targets/caught/ready?max_lag=1s&strict=true", 503, true},
+		{"/v1/targets/caught/ready?strict=maybe", 400, false},
+		{"/v1/targets/behind/ready?max_lag=1s", 503, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.give, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest("GET", tt.give, nil))
+			if rec.Code != tt.wantCode {
+				t.Fatalf("status %d, want %d: %s", rec.Code, tt.wantCode, rec.Body)
+			}
+			if tt.wantCode == 400 {
+				return
+			}
+			var got ReadyBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.LagUnknown != tt.wantUnknown || (rec.Header().Get(LagUnknownHeader) == "true") != tt.wantUnknown {
+				t.Fatalf("lag_unknown %v header %q, want %v: %s", got.LagUnknown, rec.Header().Get(LagUnknownHeader), tt.wantUnknown, rec.Body)
+			}
+			if tt.wantUnknown && (got.Lag != nil || got.LagUpperBound == nil || *got.LagUpperBound < 9) {
+				t.Fatalf("unknown lag: lag %v upper bound %v, want null and ≥ 9 s: %s", got.Lag, got.LagUpperBound, rec.Body)
+			}
+			if tt.give == "/v1/targets/behind/ready?max_lag=1s" && (got.Lag == nil || *got.Lag < 11) {
+				t.Fatalf("behind: lag %v, want ≥ 11 s (from its oldest unshown beat): %s", got.Lag, rec.Body)
+			}
+		})
 	}
 }

@@ -45,20 +45,22 @@ type Beat struct {
 
 // Target is one target.
 type Target struct {
-	Name        string                     `json:"name"`
-	Kind        probe.Kind                 `json:"kind"`
-	State       probe.State                `json:"state"`
-	StateSince  time.Time                  `json:"state_since"`
-	StateReason string                     `json:"state_reason,omitempty"`
-	Lag         *sink.Seconds              `json:"lag_seconds"`
-	Delay       *sink.Seconds              `json:"delay_seconds"`
-	ErrorBound  *sink.Seconds              `json:"error_bound_seconds"`
-	LastSeq     *int64                     `json:"last_seen_seq"`
-	BeatsTimed  int64                      `json:"beats_timed"`
-	LastError   string                     `json:"last_error,omitempty"`
-	Classic     *Classic                   `json:"classic"`
-	Dropped     map[probe.DropReason]int64 `json:"observations_dropped,omitempty"`
-	BeatsLost   int64                      `json:"beats_lost"`
+	Name        string        `json:"name"`
+	Kind        probe.Kind    `json:"kind"`
+	State       probe.State   `json:"state"`
+	StateSince  time.Time     `json:"state_since"`
+	StateReason string        `json:"state_reason,omitempty"`
+	Lag         *sink.Seconds `json:"lag_seconds"`
+	// LagUpperBound is set while the lag is unknown (state unknown).
+	LagUpperBound *sink.Seconds              `json:"lag_upper_bound_seconds,omitempty"`
+	Delay         *sink.Seconds              `json:"delay_seconds"`
+	ErrorBound    *sink.Seconds              `json:"error_bound_seconds"`
+	LastSeq       *int64                     `json:"last_seen_seq"`
+	BeatsTimed    int64                      `json:"beats_timed"`
+	LastError     string                     `json:"last_error,omitempty"`
+	Classic       *Classic                   `json:"classic"`
+	Dropped       map[probe.DropReason]int64 `json:"observations_dropped,omitempty"`
+	BeatsLost     int64                      `json:"beats_lost"`
 }
 
 // Classic is a target's classic numbers.
@@ -158,7 +160,7 @@ func toState(s probe.Snapshot) State {
 func toTarget(t probe.TargetSnapshot) Target {
 	out := Target{
 		Name: t.Name, Kind: t.Kind, State: t.State, StateSince: t.StateSince, StateReason: t.StateReason,
-		Lag: sink.SecondsPtr(t.Lag), Delay: sink.SecondsPtr(t.Delay), ErrorBound: sink.SecondsPtr(t.ErrorBound),
+		Lag: sink.SecondsPtr(t.Lag), LagUpperBound: sink.SecondsPtr(t.LagUpperBound), Delay: sink.SecondsPtr(t.Delay), ErrorBound: sink.SecondsPtr(t.ErrorBound),
 		LastSeq: t.LastSeq, BeatsTimed: t.BeatsTimed, LastError: t.LastError, BeatsLost: t.BeatsLost,
 	}
 	if len(t.Dropped) > 0 {

@@ -21,7 +21,8 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
 // /v1/state has: a primary with classic rows and slots (so LSN lags, one
 // not yet reported), beats missed and lost in a failover, a standby timed
 // with classic numbers, a subscriber that dropped an observation that
-// cannot be true, an endpoint never polled (nulls) and a target down.
+// cannot be true, an endpoint never polled (nulls), a target down, and one
+// whose lag is unknown while the writer cannot write.
 func goldenProbe(t *testing.T) *probe.Probe {
 	t.Helper()
 	t0 := time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)
@@ -39,6 +40,7 @@ func goldenProbe(t *testing.T) *probe.Probe {
 	sub := reg("sub1", probe.KindSubscriber)
 	reg("pool", probe.KindEndpoint)
 	down := reg("replica9", probe.KindStandby)
+	caught := reg("caught", probe.KindStandby)
 
 	p.WriterConn(nil)
 	beat := func(seq int64, lost int64) heartbeat.Beat {
@@ -55,6 +57,8 @@ func goldenProbe(t *testing.T) *probe.Probe {
 	standby.Seen(1, at(900*time.Millisecond), at(1100*time.Millisecond)) // places it
 	sub.Connected()
 	sub.Seen(1, at(900*time.Millisecond), at(1100*time.Millisecond))
+	caught.Connected()
+	caught.Seen(1, at(900*time.Millisecond), at(1100*time.Millisecond))
 	now = at(2 * time.Second)
 	beat(2, 0)
 	standby.Seen(2, at(2001*time.Millisecond), at(2005*time.Millisecond))
@@ -70,6 +74,7 @@ func goldenProbe(t *testing.T) *probe.Probe {
 	now = at(6 * time.Second)
 	beat(7, 0)
 	down.Down(errors.New("replica9: dial tcp 10.0.0.9:5432: connection refused"))
+	caught.Seen(7, at(6001*time.Millisecond), at(6003*time.Millisecond))
 	p.WriterConflict(errors.New("another probe writes the heartbeat row of probe id golden"))
 
 	yes := true
@@ -102,7 +107,11 @@ func goldenProbe(t *testing.T) *probe.Probe {
 			{SlotName: "debezium", SlotType: "logical", Active: false, ConfirmedFlushLSN: "0/3000100", RestartLSN: "0/3000000", AsOf: at(6 * time.Second), AsOfSource: probe.AsOfRead},
 		},
 	})
-	now = at(6500 * time.Millisecond)
+	// The writer misses a beat: caught, which had shown every acked
+	// beat, no longer knows its lag (null, with an upper bound).
+	now = at(7 * time.Second)
+	p.Missed(at(7*time.Second), errors.New("primary: connection refused"))
+	now = at(7500 * time.Millisecond)
 	return p
 }
 

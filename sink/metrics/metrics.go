@@ -82,6 +82,9 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	lag, e := meter.Float64ObservableGauge("walprobe.lag", metric.WithUnit("s"),
 		metric.WithDescription("Current lag: age of the oldest acked beat the target has not shown; 0 when it shows every beat."))
 	must(e)
+	upper, e := meter.Float64ObservableGauge("walprobe.lag.upper_bound", metric.WithUnit("s"),
+		metric.WithDescription("While a target's lag is unknown (state unknown: the primary cannot be written and the target had shown every acked beat): the time since the writer stopped, which the lag cannot exceed. Absent otherwise."))
+	must(e)
 	bound, e := meter.Float64ObservableGauge("walprobe.visibility.error_bound", metric.WithUnit("s"),
 		metric.WithDescription("Error bound (half the bracketing poll interval) of the last timed beat."))
 	must(e)
@@ -127,6 +130,9 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			attrs := metric.WithAttributes(TargetAttrs(t.Name, t.Kind)...)
 			if t.Lag != nil {
 				o.ObserveFloat64(lag, t.Lag.Seconds(), attrs)
+			}
+			if t.LagUpperBound != nil {
+				o.ObserveFloat64(upper, t.LagUpperBound.Seconds(), attrs)
 			}
 			if t.ErrorBound != nil {
 				o.ObserveFloat64(bound, t.ErrorBound.Seconds(), attrs)
@@ -188,7 +194,7 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			}
 		}
 		return nil
-	}, lag, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge, lost, dropped)
+	}, lag, upper, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge, lost, dropped)
 	if err != nil {
 		return nil, fmt.Errorf("register callback: %w", err)
 	}

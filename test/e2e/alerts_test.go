@@ -70,4 +70,41 @@ func TestWebhookLagAlert(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 25*time.Second, "a resolved lag_warning webhook", func() bool { return find("resolved") })
+
+	// A primary outage: one primary_unreachable alert, and no lag alert
+	// for the caught-up standby (its lag is unknown, not growing).
+	waitFor(t, 10*time.Second, "standby1 caught up", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) > 0
+	})
+	mu.Lock()
+	before := len(got)
+	mu.Unlock()
+	if err := c.Primary.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	count := func(name, status string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		n := 0
+		for _, p := range got[before:] {
+			if p["alert"] == name && p["status"] == status {
+				n++
+			}
+		}
+		return n
+	}
+	waitFor(t, 10*time.Second, "a firing primary_unreachable webhook", func() bool { return count("primary_unreachable", "firing") == 1 })
+	time.Sleep(4 * time.Second) // past --alert-lag-warning 2s
+	if n := count("lag_warning", "firing"); n != 0 {
+		t.Errorf("%d lag_warning alerts fired during a primary outage, want 0 (the caught-up standby's lag is unknown)", n)
+	}
+	if err := c.Primary.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 25*time.Second, "a resolved primary_unreachable webhook", func() bool { return count("primary_unreachable", "resolved") == 1 })
+	if n := count("primary_unreachable", "firing"); n != 1 {
+		t.Errorf("primary_unreachable fired %d times, want once", n)
+	}
 }

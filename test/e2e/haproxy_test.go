@@ -315,3 +315,131 @@ func TestHAProxyExampleConfig(t *testing.T) {
 		}
 	}
 }
+
+// haproxyOutageConfig has two frontends over the same two standbys: reads
+// checks ready?max_lag=1s (the default: unknown lag stays in service),
+// strict checks ready?max_lag=1s&strict=true.
+const haproxyOutageConfig = `global
+    log stderr format raw local0 info
+
+defaults
+    mode tcp
+    log global
+    option log-health-checks
+    timeout connect 2s
+    timeout client 1m
+    timeout server 1m
+    timeout check 1s
+
+frontend pg_reads
+    bind 127.0.0.1:%[1]d
+    default_backend reads
+
+frontend pg_strict
+    bind 127.0.0.1:%[2]d
+    default_backend strict
+
+backend reads
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri-lf /v1/targets/%%[srv_name]/ready?max_lag=1s
+    http-check expect status 200
+    default-server inter 200ms fall 2 rise 2 on-marked-down shutdown-sessions
+%[3]s
+backend strict
+    balance roundrobin
+    option httpchk
+    http-check send meth GET uri-lf /v1/targets/%%[srv_name]/ready?max_lag=1s&strict=true
+    http-check expect status 200
+    default-server inter 200ms fall 2 rise 2 on-marked-down shutdown-sessions
+%[3]s`
+
+// TestHAProxyPrimaryOutage stops the primary for 10 s behind a real HAProxy
+// (issue 16.2): the caught-up standbys go unknown, and reads keep reaching
+// both through the default check, while the strict check takes them out;
+// once the primary is back both frontends serve both standbys again.
+func TestHAProxyPrimaryOutage(t *testing.T) {
+	haproxyPath(t)
+	ctx := context.Background()
+	c := cluster.StartT(t, cluster.Options{Standbys: 2})
+	sb1, sb2 := c.Standbys[0], c.Standbys[1]
+	const probeID = "outage"
+	w := runProbeBinary(t, "--primary", c.Primary.DSN("walprobe"),
+		"--standby", "standby1="+sb1.DSN("walprobe"),
+		"--standby", "standby2="+sb2.DSN("walprobe"),
+		"--interval", "200ms", "--probe-id", probeID, "--no-stream")
+	_, httpPort, err := net.SplitHostPort(w.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both standbys healthy", func() bool {
+		s1, _ := w.targetState(t, "standby1")
+		s2, _ := w.targetState(t, "standby2")
+		return s1 == "healthy" && s2 == "healthy"
+	})
+	reads, strict := haproxyFreePort(t), haproxyFreePort(t)
+	var servers strings.Builder
+	for _, sb := range []*cluster.Server{sb1, sb2} {
+		fmt.Fprintf(&servers, "    server %s 127.0.0.1:%d check addr 127.0.0.1 port %s\n", sb.Name, sb.Port, httpPort)
+	}
+	startHAProxy(t, fmt.Sprintf(haproxyOutageConfig, reads, strict, servers.String()))
+	via := func(front int) string {
+		return strings.Replace(sb1.DSN("walprobe"), fmt.Sprintf("port=%d", sb1.Port), fmt.Sprintf("port=%d", front), 1)
+	}
+	name := map[int]string{sb1.Port: "standby1", sb2.Port: "standby2"}
+	land := func(front, n int) map[string]int {
+		got := map[string]int{}
+		for range n {
+			port, _, err := readVia(ctx, t, via(front), probeID)
+			if err != nil {
+				got["error"]++
+				continue
+			}
+			got[name[port]]++
+		}
+		return got
+	}
+	both := func(got map[string]int) bool { return got["standby1"] > 0 && got["standby2"] > 0 && got["error"] == 0 }
+	waitFor(t, 15*time.Second, "both frontends reaching both standbys", func() bool { return both(land(reads, 6)) && both(land(strict, 6)) })
+
+	if err := c.Primary.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	waitFor(t, 5*time.Second, "both standbys unknown", func() bool {
+		s1, _ := w.targetState(t, "standby1")
+		s2, _ := w.targetState(t, "standby2")
+		return s1 == "unknown" && s2 == "unknown"
+	})
+	t.Logf("standbys unknown %v after the primary stopped", time.Since(stopped).Round(time.Millisecond))
+	// Give haproxy's checks (200 ms, fall 2) time to act on the strict side.
+	time.Sleep(time.Second)
+	var readsGot, strictGot map[string]int
+	for time.Since(stopped) < 10*time.Second {
+		readsGot = land(reads, 6)
+		if !both(readsGot) {
+			t.Fatalf("%v into the outage, the default check sent reads %v, want both standbys and no error", time.Since(stopped).Round(time.Millisecond), readsGot)
+		}
+		strictGot = land(strict, 2)
+		if strictGot["error"] != 2 {
+			t.Fatalf("%v into the outage, the strict check still sent reads %v, want none (no server)", time.Since(stopped).Round(time.Millisecond), strictGot)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	code, body := w.get(t, "/v1/targets/standby1/ready?max_lag=1s")
+	if code != 200 || !strings.Contains(string(body), `"lag_unknown": true`) {
+		t.Errorf("ready during the outage = %d %s, want 200 with lag_unknown", code, body)
+	}
+	if code, body := w.get(t, "/v1/targets/standby1/ready?max_lag=1s&strict=true"); code != 503 {
+		t.Errorf("strict ready during the outage = %d %s, want 503", code, body)
+	}
+	if err := c.Primary.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "both standbys healthy after the primary is back", func() bool {
+		s1, _ := w.targetState(t, "standby1")
+		s2, _ := w.targetState(t, "standby2")
+		return s1 == "healthy" && s2 == "healthy"
+	})
+	waitFor(t, 10*time.Second, "the strict frontend reaching both standbys again", func() bool { return both(land(strict, 6)) })
+}

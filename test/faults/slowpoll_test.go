@@ -42,15 +42,15 @@ func (r *record) snapshot() ([]probe.Visibility, []probe.State) {
 	return append([]probe.Visibility(nil), r.vis...), append([]probe.State(nil), r.states...)
 }
 
-// runProbe runs a writer on the primary and one standby reader on dsn, in
+// runProbe runs a writer on primaryDSN and one standby reader on dsn, in
 // process, until the test ends.
-func runProbe(ctx context.Context, t *testing.T, c *cluster.Cluster, dsn string, interval time.Duration) (*probe.Probe, *record) {
+func runProbe(ctx context.Context, t *testing.T, primaryDSN, dsn string, interval time.Duration) (*probe.Probe, *record) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	p := probe.New(probe.Config{ProbeID: "slowpoll", Interval: interval}, logger)
 	rec := &record{}
 	p.Observe(rec)
-	pcfg, err := pgconf.Parse("primary", c.Primary.SuperDSN())
+	pcfg, err := pgconf.Parse("primary", primaryDSN)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +90,7 @@ func TestSlowAndCancelledPollsAreEvidence(t *testing.T) {
 	px := x.proxy(t, "standby1", s1.Port)
 	dsn := strings.Replace(s1.SuperDSN(), fmt.Sprintf("port=%d", s1.Port), fmt.Sprintf("port=%d", px.Port), 1)
 	const interval = 500 * time.Millisecond
-	p, rec := runProbe(ctx, t, c, dsn, interval)
+	p, rec := runProbe(ctx, t, c.Primary.SuperDSN(), dsn, interval)
 	waitTimed := func(n int, d time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(d)

@@ -171,6 +171,7 @@ type targetState struct {
 	Name       string   `json:"name"`
 	State      string   `json:"state"`
 	Lag        *float64 `json:"lag_seconds"`
+	LagUpper   *float64 `json:"lag_upper_bound_seconds"`
 	Delay      *float64 `json:"delay_seconds"`
 	ErrorBound *float64 `json:"error_bound_seconds"`
 	LastSeq    *int64   `json:"last_seen_seq"`
@@ -384,6 +385,18 @@ func zeroLagWhileDown(samples []sample, target string) []string {
 		}
 	}
 	return bad
+}
+
+// maxUpper returns the largest lag upper bound target showed in samples
+// (set while its lag is unknown).
+func maxUpper(samples []sample, target string) float64 {
+	m := -1.0
+	for _, sm := range samples {
+		if tg, ok := sm.s.target(target); ok && tg.LagUpper != nil && *tg.LagUpper > m {
+			m = *tg.LagUpper
+		}
+	}
+	return m
 }
 
 // maxLag returns the largest lag target showed in samples.
