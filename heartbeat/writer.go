@@ -57,9 +57,6 @@ type Writer struct {
 // and tests use it to show an idle primary.
 func (w *Writer) SetPaused(v bool) { w.paused.Store(v) }
 
-// Paused reports whether writing is paused.
-func (w *Writer) Paused() bool { return w.paused.Load() }
-
 // NewWriter validates cfg.
 func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	var errs []error
@@ -95,16 +92,20 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	}, nil
 }
 
-// UpsertSQL writes one beat ($1 = probe_id). seq is assigned by the database so it stays
-// monotonic across restarts of the probe. RETURNING runs after the row
-// change is in WAL, so pg_current_wal_insert_lsn() is the position just
-// past it; the commit record follows immediately.
+// UpsertSQL is the plain form of the beat upsert ($1 = probe_id): seq is
+// assigned by the database, so it stays monotonic across restarts of the
+// probe. The Writer does not run it: it runs upsertAfterSQL, which also
+// keeps seq growing across a failover. It is kept for writing beats by
+// hand (test/e2e's table-bloat test hammers the table with it). RETURNING
+// runs after the row change is in WAL, so pg_current_wal_insert_lsn() is
+// the position just past it; the commit record follows immediately.
 const UpsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
 VALUES ($1, 1, clock_timestamp())
 ON CONFLICT (probe_id) DO UPDATE SET seq = h.seq + 1, written_at = EXCLUDED.written_at
 RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 
-// upsertAfterSQL is UpsertSQL that never goes back below $2, the last seq
+// upsertAfterSQL, the statement the Writer runs for every beat, is
+// UpsertSQL that never goes back below $2, the last seq
 // this writer had acked. After a failover the promoted server's row lags
 // the old primary's by the beats written there but never replicated; seq
 // must still grow, or the probe's history (kept in seq order) would see

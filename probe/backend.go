@@ -152,14 +152,16 @@ func (t *Target) endpointLagLocked(now time.Time) (lag, bound time.Duration, ok 
 
 // BackendSnapshot is one server behind a read endpoint.
 type BackendSnapshot struct {
-	Server     string    `json:"server"`
-	State      State     `json:"state"`
-	Lag        *Seconds  `json:"lag_seconds"`
-	LastSeq    *int64    `json:"last_seen_seq"`
-	LastAnswer time.Time `json:"last_answer"`
+	Server string // address:port as the server reported it
+	State  State
+	// Lag is nil until the server has answered since (re)placed, and while
+	// it is unknown.
+	Lag        *time.Duration
+	LastSeq    *int64
+	LastAnswer time.Time
 	// Recent is whether it answered within max(10 s, 10 intervals) and so
 	// counts in the endpoint's lag.
-	Recent bool `json:"recent"`
+	Recent bool
 }
 
 // backendsLocked lists an endpoint's servers, worst lag first. t.mu is held.
@@ -174,7 +176,7 @@ func (t *Target) backendsLocked(now time.Time) []BackendSnapshot {
 		bs := BackendSnapshot{Server: srv, State: b.t.state, LastAnswer: b.lastAnswer, Recent: now.Sub(b.lastAnswer) <= window}
 		if b.t.known {
 			if l, _, ok := b.t.lagLocked(now); ok {
-				bs.Lag = secs(l)
+				bs.Lag = durationPtr(l)
 			}
 			bs.LastSeq = new(b.t.lastSeen)
 		}
@@ -182,12 +184,12 @@ func (t *Target) backendsLocked(now time.Time) []BackendSnapshot {
 		out = append(out, bs)
 	}
 	slices.SortFunc(out, func(a, b BackendSnapshot) int {
-		la, lb := -1.0, -1.0
+		la, lb := time.Duration(-1), time.Duration(-1)
 		if a.Lag != nil {
-			la = float64(*a.Lag)
+			la = *a.Lag
 		}
 		if b.Lag != nil {
-			lb = float64(*b.Lag)
+			lb = *b.Lag
 		}
 		switch {
 		case la > lb:

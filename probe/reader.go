@@ -529,7 +529,8 @@ func parseInt(b []byte) (*int64, error) {
 	return &n, nil
 }
 
-func parseSecs(b []byte) (*Seconds, error) {
+// parseSecs parses seconds (a float8 column as text); nil is NULL.
+func parseSecs(b []byte) (*time.Duration, error) {
 	if b == nil {
 		return nil, nil
 	}
@@ -537,8 +538,7 @@ func parseSecs(b []byte) (*Seconds, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: number %q", errShape, b)
 	}
-	s := Seconds(f)
-	return &s, nil
+	return durationPtr(fromSeconds(f)), nil
 }
 
 // atoi parses a decimal int64 without allocating.
@@ -589,10 +589,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func fsecs(f *float64) *Seconds {
+// fsecs turns seconds scanned from a nullable float8 into a duration;
+// nil stays nil (NULL: not known).
+func fsecs(f *float64) *time.Duration {
 	if f == nil {
 		return nil
 	}
-	s := Seconds(*f)
-	return &s
+	return durationPtr(fromSeconds(*f))
 }

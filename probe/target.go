@@ -494,34 +494,39 @@ func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	t.p.each(func(o Observer) { o.Transition(ev) })
 }
 
-// TargetSnapshot is one target in /v1/state.
+// TargetSnapshot is one target at one moment. nil is unknown, never 0.
 type TargetSnapshot struct {
-	Name        string    `json:"name"`
-	Kind        Kind      `json:"kind"`
-	State       State     `json:"state"`
-	StateSince  time.Time `json:"state_since"`
-	StateReason string    `json:"state_reason,omitempty"`
-	// Lag is the current lag; null until the target has been polled, and
-	// while it is unknown (state unknown: the primary cannot be written).
-	Lag *Seconds `json:"lag_seconds"`
+	Name        string
+	Kind        Kind
+	State       State
+	StateSince  time.Time
+	StateReason string
+	// Lag is the current lag; nil until the target has been polled since
+	// it (re)connected, and while it is unknown (state unknown: the
+	// primary cannot be written).
+	Lag *time.Duration
 	// LagUpperBound is set while the lag is unknown: the time since the
 	// writer stopped, which the lag cannot exceed.
-	LagUpperBound *Seconds `json:"lag_upper_bound_seconds,omitempty"`
-	// Delay and ErrorBound are the last timed beat's visibility delay.
-	Delay      *Seconds `json:"delay_seconds"`
-	ErrorBound *Seconds `json:"error_bound_seconds"`
-	LastSeq    *int64   `json:"last_seen_seq"`
-	BeatsTimed int64    `json:"beats_timed"`
-	LastError  string   `json:"last_error,omitempty"`
-	Classic    *Classic `json:"classic"`
-	// Dropped counts observations that cannot be true, by reason.
-	Dropped map[DropReason]int64 `json:"observations_dropped,omitempty"`
+	LagUpperBound *time.Duration
+	// Delay and ErrorBound are the last timed beat's visibility delay;
+	// nil before the first.
+	Delay      *time.Duration
+	ErrorBound *time.Duration
+	// LastSeq is the highest seq the target has shown; nil until polled.
+	LastSeq    *int64
+	BeatsTimed int64
+	LastError  string
+	// Classic holds the target's classic numbers; nil before the first read.
+	Classic *Classic
+	// Dropped counts observations that cannot be true, by reason; nil
+	// when there are none.
+	Dropped map[DropReason]int64
 	// BeatsLost counts beats lost in a failover before the target showed
 	// them (acked by the old primary, never on the new timeline).
-	BeatsLost int64 `json:"beats_lost"`
+	BeatsLost int64
 	// Backends lists the servers behind a read endpoint that answered
 	// its polls (at most 16), worst lag first; Lag is the worst recent one.
-	Backends []BackendSnapshot `json:"backends,omitempty"`
+	Backends []BackendSnapshot
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
@@ -535,14 +540,14 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 	}
 	s.Backends = t.backendsLocked(now)
 	if t.lastVis != nil {
-		s.Delay = secs(t.lastVis.Delay)
-		s.ErrorBound = secs(t.lastVis.ErrorBound)
+		s.Delay = durationPtr(t.lastVis.Delay)
+		s.ErrorBound = durationPtr(t.lastVis.ErrorBound)
 	}
 	if t.known {
 		if lag, bound, ok := t.lagLocked(now); ok {
-			s.Lag = secs(lag)
+			s.Lag = durationPtr(lag)
 		} else {
-			s.LagUpperBound = secs(bound)
+			s.LagUpperBound = durationPtr(bound)
 		}
 		s.LastSeq = new(t.lastSeen)
 	}

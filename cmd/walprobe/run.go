@@ -11,15 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/sink/api"
-	"github.com/walprobe/walprobe/sink/metrics"
-	"github.com/walprobe/walprobe/walstream"
 )
 
 type runCmd struct {
@@ -123,7 +118,7 @@ func (f probeFlags) validate() (*config, error) {
 	}
 	c.probe = probe.Config{ProbeID: id, Interval: f.Interval, LagThreshold: f.LagThreshold, StallAfter: f.StallAfter}
 	if err := errors.Join(errs...); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	return c, nil
 }
@@ -147,16 +142,6 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	return a.run(ctx)
 }
 
-// app is a wired probe: every component, ready to run.
-type app struct {
-	cfg    *config
-	probe  *probe.Probe
-	writer *heartbeat.Writer
-	http   *api.Server
-	mp     *sdkmetric.MeterProvider
-	runs   []func(context.Context) error
-}
-
 // build checks the primary once and wires every component. A primary that
 // is unreachable now is not an error (it is a state the probe reports);
 // a primary that is reachable but not set up, or in recovery, is.
@@ -168,7 +153,7 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 	switch {
 	case err == nil:
 	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), pgconf.Rejected(err):
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	case errors.As(err, &pgErr):
 		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
 	default:
@@ -180,73 +165,14 @@ func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOp
 		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
 		cancel()
 		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || pgconf.Rejected(err) {
-			return nil, &configError{msg: err.Error()}
+			return nil, &configError{err}
 		}
 		if !up || err != nil {
 			logger.Warn("target not reachable yet; it is reported down until it is", "target", t.name)
 		}
 	}
 
-	p := probe.New(cfg.probe, logger)
-	a := &app{cfg: cfg, probe: p}
-	promReader, promHandler, err := metrics.Prometheus()
-	if err != nil {
-		return nil, err
-	}
-	a.http = api.New(cfg.listen, p, promHandler, logger)
-	a.http.Handle(api.ReadyPattern, api.Ready(p))
-	if a.mp, err = addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
-		return nil, err
-	}
-	if _, err := metrics.New(p, a.mp); err != nil {
-		return nil, err
-	}
-	if err := a.http.Listen(); err != nil {
-		return nil, &configError{msg: fmt.Sprintf("--listen %s: %v", cfg.listen, err)}
-	}
-	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
-		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn, OnConflict: p.WriterConflict,
-	}, logger)
-	if err != nil {
-		return nil, &configError{msg: err.Error()}
-	}
-	a.runs = append(a.runs, a.writer.Run, p.Run, a.http.Run, probe.NewPrimaryWatcher(cfg.primary, p, logger).Run)
-	for _, t := range cfg.targets {
-		rd, err := probe.NewReader(probe.ReaderConfig{Name: t.name, Kind: t.kind, Conn: t.conn, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval}, p, logger)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		a.runs = append(a.runs, rd.Run)
-	}
-	if cfg.stream {
-		t, err := p.Register("stream", probe.KindStream)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID}, t, logger)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		a.runs = append(a.runs, st.Run)
-	}
-	return a, nil
-}
-
-func (a *app) writerConn() *pgx.ConnConfig { return a.cfg.primary }
-
-// run runs every component until ctx ends. Components return nil on
-// cancellation; the first error stops the rest.
-func (a *app) run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, r := range a.runs {
-		g.Go(func() error { return r(ctx) })
-	}
-	err := g.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = a.mp.Shutdown(sctx)
-	return err
+	return wire(ctx, cfg, logger, ex...)
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

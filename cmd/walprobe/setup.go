@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -38,11 +39,11 @@ func (c *setupCmd) Run(ctx context.Context, s streams) error {
 		return nil
 	}
 	if c.Primary == "" {
-		return &configError{msg: "--primary is required (or use --print-sql)"}
+		return &configError{errors.New("--primary is required (or use --print-sql)")}
 	}
 	cfg, err := pgconf.Parse("--primary", c.Primary)
 	if err != nil {
-		return &configError{msg: err.Error()}
+		return &configError{err}
 	}
 	begin := time.Now()
 	fmt.Fprintf(s.err, "setup: connecting to %s as %s\n", pgconf.Addr(cfg), cfg.User)
