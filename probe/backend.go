@@ -73,9 +73,24 @@ func (t *Target) SeenFrom(server string, seq int64, start, end time.Time) (Visib
 		t.lastErr = ""
 	}
 	t.mu.Unlock()
+	before := b.t.timedCount()
 	v, timed := b.t.Seen(seq, lower, end)
+	if n := b.t.timedCount() - before; n > 0 {
+		t.mu.Lock()
+		t.visible += n
+		if timed {
+			t.lastVis = &v
+		}
+		t.mu.Unlock()
+	}
 	t.evaluate()
 	return v, timed
+}
+
+func (t *Target) timedCount() int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.visible
 }
 
 func (t *Target) evictOldestLocked() {

@@ -729,7 +729,16 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err := exec.Command(sa, "verify", path).CombinedOutput()
-	if err != nil || len(strings.TrimSpace(string(out))) > 0 {
+	// verify also loads the units installed on this machine and warns
+	// about theirs (Debian's pgpool2.service): judge only what it says
+	// about ours.
+	var ours []string
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, "walprobe") {
+			ours = append(ours, line)
+		}
+	}
+	if len(ours) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}
 	out, err = exec.Command(sa, "security", "--offline=yes", path).CombinedOutput()
