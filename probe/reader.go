@@ -46,6 +46,9 @@ type Reader struct {
 	// poll on the new connection is bracketed from it, so the beats shown
 	// across the gap are timed (with a wider bound), not lost.
 	prevStart time.Time
+	// diag is what the session checks keep (admit.go); Run's goroutine
+	// only.
+	diag readerDiag
 }
 
 // NewReader validates cfg and registers the target with p.
@@ -93,6 +96,9 @@ func (r *Reader) Run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		conn, err := pgconf.Connect(ctx, r.cfg.Name, r.cfg.Conn)
 		if err == nil {
+			err = r.admit(ctx, conn) // admit.go
+		}
+		if err == nil {
 			r.target.Connected()
 			bo.Reset()
 			lastErr = ""
@@ -118,7 +124,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			r.logger.Warn("target unreachable, retrying", "error", err.Error())
 			lastErr = err.Error()
 		}
-		if !sleep(ctx, bo.NextBackOff()) {
+		if !sleep(ctx, pgconf.NextRetry(bo, err)) {
 			return nil
 		}
 	}
