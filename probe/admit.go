@@ -15,6 +15,8 @@ type readerDiag struct {
 	// check: from then on a standby out of recovery was promoted (a
 	// failover), not given by mistake.
 	admitted bool
+	// sub is the subscriber diagnosis state (diagnose.go).
+	sub subDiag
 }
 
 // admitTimeout bounds the session check.

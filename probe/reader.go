@@ -46,8 +46,8 @@ type Reader struct {
 	// poll on the new connection is bracketed from it, so the beats shown
 	// across the gap are timed (with a wider bound), not lost.
 	prevStart time.Time
-	// diag is what the session checks keep (admit.go); Run's goroutine
-	// only.
+	// diag is what the session checks and the diagnosis of a target that
+	// shows no beats keep (admit.go, diagnose.go); Run's goroutine only.
 	diag readerDiag
 }
 
@@ -183,6 +183,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		}
 		seq, err := r.query(pc, withClassic)
 		end := r.now()
+		if r.unmeasured(ctx, pc, seq, err) { // diagnose_query.go
+			return nil
+		}
 		if err != nil {
 			return err
 		}

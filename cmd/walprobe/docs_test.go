@@ -1053,7 +1053,8 @@ func TestTroubleshootingCoversErrors(t *testing.T) {
 		"../../heartbeat/pgconf/pgconf.go": {"Parse", "Explain"},
 		"../../heartbeat/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
 		"../../walstream/errors.go":        {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
-		"../../probe/preflight.go":         {"Preflight"},
+		"../../probe/preflight.go":         {"checkSession"},
+		"../../probe/diagnose.go":          {"diagnose"},
 		"../../heartbeat/errors.go":        {"Error"},
 	}
 	verbs := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)
