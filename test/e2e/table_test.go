@@ -112,7 +112,7 @@ func TestPrimarySide(t *testing.T) {
 	})
 
 	t.Run("standby_not_in_recovery", func(t *testing.T) {
-		out, code := runBinary(t, "run", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
+		out, code := runBinary(t, "run", "--fail-fast", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
 		if code != 2 || !strings.Contains(out, "notastandby") || !strings.Contains(out, "not in recovery") {
 			t.Errorf("walprobe run with a primary as --standby: exit %d, output:\n%s", code, out)
 		}
