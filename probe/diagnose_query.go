@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/walprobe/walprobe/heartbeat"
@@ -23,8 +24,6 @@ type subDiag struct {
 	at time.Time
 	// errors is each subscription's apply_error_count then.
 	errors map[string]int64
-	// statsOK is false when pg_stat_subscription_stats is missing (PG < 15).
-	statsOK *bool
 }
 
 // diagnoseEvery bounds how often a lagging subscriber is diagnosed.
@@ -117,22 +116,35 @@ const statsExpr = `(SELECT st.apply_error_count FROM pg_stat_subscription_stats 
 
 // facts runs the diagnostic query on the session.
 func (r *Reader) facts(pc *pgconn.PgConn) (targetFacts, error) {
-	f := targetFacts{Name: r.cfg.Name, Kind: r.cfg.Kind}
+	// context.Background, as in query: the socket deadline bounds it.
+	return queryFacts(context.Background(), pc, r.cfg.Name, r.cfg.Kind)
+}
+
+// Diagnose runs, once on conn, the diagnosis a reader runs when a target
+// shows no beats (walprobe doctor): ok is false, with the reason and the
+// fix, when the target cannot show beats or shows them through a
+// subscription that does not apply (disabled, no apply worker).
+func Diagnose(ctx context.Context, name string, kind Kind, conn *pgx.Conn) (reason string, ok bool, err error) {
+	f, err := queryFacts(ctx, conn.PgConn(), name, kind)
+	if err != nil {
+		return "", false, err
+	}
+	v := diagnose(f, nil)
+	return v.reason, v.kind == measurable && v.reason == "", nil
+}
+
+// queryFacts runs the diagnostic query for a target called name.
+func queryFacts(ctx context.Context, pc *pgconn.PgConn, name string, kind Kind) (targetFacts, error) {
+	f := targetFacts{Name: name, Kind: kind}
 	sql := factsSQL
-	if r.cfg.Kind == KindSubscriber {
-		d := &r.diag.sub
-		if d.statsOK == nil {
-			ok := majorVersion(pc.ParameterStatus("server_version")) >= 15
-			d.statsOK = &ok
-		}
+	if kind == KindSubscriber {
 		stats := "NULL::int8"
-		if *d.statsOK {
+		if majorVersion(pc.ParameterStatus("server_version")) >= 15 {
 			stats = statsExpr
 		}
 		sql = fmt.Sprintf(subFactsSQL, stats)
 	}
-	// context.Background, as in query: the socket deadline bounds it.
-	res := pc.Exec(context.Background(), sql)
+	res := pc.Exec(ctx, sql)
 	rs, err := res.ReadAll()
 	if err != nil {
 		return f, fmt.Errorf("diagnose: %w", err)
