@@ -15,9 +15,11 @@ import (
 )
 
 // doctorCmd checks every server once, read-only, and prints what run
-// needs that is missing, with the fix.
+// needs that is missing, with the fix. It takes all of run's flags, so a
+// run command line or config file works as it is; only the servers are
+// used.
 type doctorCmd struct {
-	probeFlags
+	runCmd
 }
 
 func (*doctorCmd) Help() string {

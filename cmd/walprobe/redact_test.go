@@ -157,6 +157,30 @@ func TestNoExitMessageEchoesAPassword(t *testing.T) {
 		{name: "yaml bad indentation", give: []string{"run"}, yaml: "primary: " + dsn + "\n  - " + dsn + "\n", want: 2},
 		{name: "yaml bad map entry", give: []string{"run"}, yaml: "standby:\n  r1: [\"" + dsn + "\"]\n", want: 2},
 	}
+	// doctor takes run's flags and uses only the servers: without
+	// --primary every one of them is a configuration error (2), whether
+	// its value parses or not.
+	explicit := map[string]bool{}
+	for _, tt := range tests {
+		explicit[tt.name] = true
+	}
+	dp, err := newParser(&cli{}, kong.Exit(func(int) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range dp.Model.Children {
+		for _, f := range n.Flags {
+			if name := "doctor --" + f.Name; n.Name == "doctor" && !f.IsBool() && !explicit[name] {
+				tests = append(tests, struct {
+					name string
+					give []string
+					env  map[string]string
+					yaml string
+					want int
+				}{name: name, give: []string{"doctor", "--" + f.Name, dsn}, want: 2})
+			}
+		}
+	}
 	for _, tt := range tests {
 		for form, d := range misplacedDSNs {
 			t.Run(tt.name+"/"+form, func(t *testing.T) {
