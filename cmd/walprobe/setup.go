@@ -57,11 +57,13 @@ func (c *setupCmd) Run(ctx context.Context, s streams) error {
 		return &configError{msg: err.Error()}
 	}
 	begin := time.Now()
-	st := &setupRun{out: s.out}
+	// Progress goes to stderr: stdout is for --print-sql's script.
+	st := &setupRun{out: s.err}
 	primary := "primary"
 	if c.SubscriberOnly {
 		primary = "subscriber"
 	}
+	fmt.Fprintf(s.err, "setup: connecting to %s as %s\n", pgconf.Addr(cfg), cfg.User)
 	pconn, err := pgconf.Connect(ctx, primary, cfg)
 	if err != nil {
 		return err

@@ -84,16 +84,19 @@ func TestSetupTopology(t *testing.T) {
 			`sub1         refresh subscription "app_sub"`,
 			`sub1         wait until walprobe.heartbeat is synchronised in "app_sub"`,
 		} {
-			if !strings.Contains(stdout, w) {
-				t.Errorf("run %d: no line %q:\n%s", i+1, w, stdout)
+			if !strings.Contains(stderr, w) {
+				t.Errorf("run %d: no line %q:\n%s", i+1, w, stderr)
 			}
 		}
-		if strings.Contains(stdout, "FAILED") {
-			t.Errorf("run %d: a step failed:\n%s", i+1, stdout)
+		if strings.Contains(stderr, "FAILED") {
+			t.Errorf("run %d: a step failed:\n%s", i+1, stderr)
+		}
+		if stdout != "" {
+			t.Errorf("run %d: setup wrote to stdout:\n%s", i+1, stdout)
 		}
 		assertNoSecret(t, "stdout", stdout, c.Password)
 		assertNoSecret(t, "stderr", stderr, c.Password)
-		t.Logf("run %d:\n%s", i+1, stdout)
+		t.Logf("run %d:\n%s", i+1, stderr)
 	}
 	if got := scalarIn(ctx, t, c.Subscriber, "app", "SELECT srsubstate::text FROM pg_subscription_rel WHERE srrelid = 'walprobe.heartbeat'::regclass"); got != "r" {
 		t.Errorf("srsubstate %q, want r", got)

@@ -28,6 +28,7 @@ type subscription struct {
 // on the primary, the subscription refreshed, and a wait until the table
 // is ready there. Every step is idempotent.
 func (c *setupCmd) setupSubscriber(ctx context.Context, st *setupRun, pconn *pgx.Conn, pcfg *pgx.ConnConfig, sp setupSpec) {
+	fmt.Fprintf(st.out, "setup: connecting to %s as %s\n", pgconf.Addr(sp.conn), sp.conn.User)
 	conn, err := pgconf.Connect(ctx, sp.name, sp.conn)
 	if err != nil {
 		st.line(sp.name, "connect", err)
