@@ -138,6 +138,8 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 	}()
 	var nextDial time.Time
+	// connErr is why there is no connection: what each missed beat says.
+	connErr := errors.New("primary unreachable")
 	for {
 		start := w.now()
 		if w.paused.Load() {
@@ -155,7 +157,8 @@ func (w *Writer) Run(ctx context.Context) error {
 					return nil
 				}
 				w.cfg.OnConn(err)
-				nextDial = start.Add(bo.NextBackOff())
+				connErr = err
+				nextDial = start.Add(pgconf.NextRetry(bo, err))
 			} else {
 				conn = c
 				bo.Reset()
@@ -172,7 +175,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 		}
 		if conn == nil {
-			w.miss(start, w.intervalsSince(start), errors.New("primary unreachable"))
+			w.miss(start, w.intervalsSince(start), connErr)
 		} else if b, err := w.beat(ctx, conn); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -235,6 +238,12 @@ func (w *Writer) connect(ctx context.Context) (*pgx.Conn, error) {
 		closeConn(conn)
 		return nil, fmt.Errorf("primary (%s) is in recovery: point --primary at the read-write server, or list every host with target_session_attrs=read-write: %w", pgconf.Addr(w.cfg.Conn), ErrInRecovery)
 	}
+	// A table or grant missing is the writer being down with the fix as
+	// its reason, not a beat that failed: checked once per connection.
+	if err := checkConn(ctx, conn, w.cfg.Conn); err != nil {
+		closeConn(conn)
+		return nil, err
+	}
 	return conn, nil
 }
 
@@ -271,6 +280,15 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return err
 	}
 	defer closeConn(conn)
+	return checkConn(ctx, conn, cfg)
+}
+
+// checkConn is Check on an open connection. It also creates the
+// walprobe_heartbeat publication when it is missing and the role may: the
+// logical stream needs it, and a role that may create the table usually
+// may create that too. A role that may not leaves it to the stream, which
+// reports the publication missing with the SQL to run.
+func checkConn(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
 	var inRecovery bool
 	var reg *string
 	// The catalog, not to_regclass: resolving the name needs USAGE on the
@@ -280,7 +298,7 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return pgconf.Explain("primary", cfg, err)
 	}
 	if inRecovery {
-		return fmt.Errorf("primary (%s) is in recovery: --primary must be the read-write server: %w", pgconf.Addr(cfg), ErrInRecovery)
+		return fmt.Errorf("primary (%s) is in recovery: point --primary at the read-write server, or list every host with target_session_attrs=read-write: %w", pgconf.Addr(cfg), ErrInRecovery)
 	}
 	if reg == nil {
 		for _, s := range TableSQL() {
@@ -297,7 +315,7 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 	// The table is named by OID from the catalog: resolving its name
 	// would itself fail without USAGE on the schema.
 	var missing []string
-	err = conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
+	err := conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
 		CASE WHEN has_schema_privilege(n.oid, 'USAGE') THEN NULL ELSE 'USAGE on schema '||n.nspname END,
 		CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN NULL ELSE 'SELECT' END,
 		CASE WHEN has_table_privilege(c.oid, 'INSERT') THEN NULL ELSE 'INSERT' END,
@@ -316,7 +334,20 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return fmt.Errorf("user %q may not write %s on %s (missing %s); run as an administrator: %s: %w",
 			cfg.User, QualTable, pgconf.Addr(cfg), strings.Join(missing, ", "), strings.Join(grants, "; "), ErrNoPrivilege)
 	}
+	ensurePublication(ctx, conn)
 	return nil
+}
+
+// ensurePublication creates the walprobe_heartbeat publication when it is
+// missing; a role without the privilege leaves it missing (see checkConn).
+// The statement is SetupSQL's, guarded so it is idempotent.
+func ensurePublication(ctx context.Context, conn *pgx.Conn) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", Publication).Scan(&exists); err != nil || exists {
+		return
+	}
+	stmts := SetupSQL(SetupOptions{Publication: true})
+	_, _ = conn.Exec(ctx, stmts[len(stmts)-1])
 }
 
 func pgErrMsg(err error) string {

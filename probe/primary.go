@@ -65,9 +65,11 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 		}
 	}()
 	bo := pgconf.NewBackoff()
+	var connErr error
 	for {
 		if conn == nil {
 			c, err := pgconf.Connect(ctx, "primary", w.conn)
+			connErr = err
 			if err == nil {
 				conn = c
 				bo.Reset()
@@ -85,7 +87,7 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 		}
 		wait := w.interval
 		if conn == nil {
-			wait = max(wait, bo.NextBackOff())
+			wait = max(wait, pgconf.NextRetry(bo, connErr))
 		}
 		if !sleep(ctx, wait) {
 			return nil

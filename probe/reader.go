@@ -49,6 +49,9 @@ type Reader struct {
 	// server is the server behind an endpoint that answered this
 	// connection's latest poll: its position drives the schedule.
 	server string
+	// diag is what the session checks and the diagnosis of a target that
+	// shows no beats keep (admit.go, diagnose.go); Run's goroutine only.
+	diag readerDiag
 }
 
 // lastSeen is the position this connection's schedule runs from: the
@@ -121,6 +124,9 @@ func (r *Reader) run(ctx context.Context) error {
 	for ctx.Err() == nil {
 		conn, err := pgconf.Connect(ctx, r.cfg.Name, r.cfg.Conn)
 		if err == nil {
+			err = r.admit(ctx, conn) // admit.go
+		}
+		if err == nil {
 			r.target.Connected()
 			bo.Reset()
 			lastErr = ""
@@ -146,7 +152,7 @@ func (r *Reader) run(ctx context.Context) error {
 			r.logger.Warn("target unreachable, retrying", "error", err.Error())
 			lastErr = err.Error()
 		}
-		if !sleep(ctx, bo.NextBackOff()) {
+		if !sleep(ctx, pgconf.NextRetry(bo, err)) {
 			return nil
 		}
 	}
@@ -205,6 +211,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		}
 		seq, server, err := r.query(pc, withClassic)
 		end := r.now()
+		if r.unmeasured(ctx, pc, seq, err) { // diagnose_query.go
+			return nil
+		}
 		if err != nil {
 			return err
 		}

@@ -76,6 +76,10 @@ func (c *checkCmd) check(ctx context.Context, s streams) int {
 	// temporary logical slot per invocation costs the primary more than
 	// the check is worth.
 	cfg.listen, cfg.stream = "127.0.0.1:0", false
+	// A primary that rejects the probe leaves nothing to measure: UNKNOWN
+	// with its reason. A target that does is down: CRITICAL with its
+	// reason, beside the verdicts of the others.
+	cfg.failFast.primary = true
 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)

@@ -336,7 +336,7 @@ func TestCompletion(t *testing.T) {
 		give string
 		want []string
 	}{
-		{"walprobe ", []string{"run", "check", "setup", "demo", "version", "completion"}},
+		{"walprobe ", []string{"run", "check", "setup", "doctor", "demo", "version", "completion"}},
 		{"walprobe ch", []string{"check"}},
 		{"walprobe run --log-f", []string{"--log-format"}},
 		{"walprobe run --log-format ", []string{"text", "json"}},
@@ -1063,7 +1063,8 @@ func TestTroubleshootingCoversErrors(t *testing.T) {
 		"../../heartbeat/pgconf/pgconf.go": {"Parse", "Explain"},
 		"../../heartbeat/pgconf/tls.go":    {"parseTLSHint", "explainTLS", "explainAuthTLS"},
 		"../../walstream/errors.go":        {"explain", "slotsExhausted", "walLevelError", "publicationFix"},
-		"../../probe/preflight.go":         {"Preflight"},
+		"../../probe/preflight.go":         {"checkSession"},
+		"../../probe/diagnose.go":          {"diagnose"},
 		"../../heartbeat/errors.go":        {"Error"},
 	}
 	verbs := regexp.MustCompile(`%[-+# 0-9.]*[a-zA-Z%]`)

@@ -22,6 +22,7 @@ type runCmd struct {
 	exportFlags
 	LogLevel  string `help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
+	FailFast  bool   `help:"Exit with status 2 at start-up when a server rejects the probe or is not set up (pg_hba.conf, password, database, grants, role), instead of reporting it down and retrying." name:"fail-fast"`
 	alertFlags
 }
 
@@ -55,6 +56,9 @@ type config struct {
 	probe   probe.Config
 	listen  string
 	stream  bool
+	// failFast turns what a server rejects at start-up into a
+	// configError (preflight.go): for the primary, for the targets.
+	failFast struct{ primary, targets bool }
 }
 
 // validate parses every DSN and checks every value, reporting all problems
@@ -129,6 +133,7 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return err
 	}
+	cfg.failFast.primary, cfg.failFast.targets = r.FailFast, r.FailFast
 	if err := r.alertFlags.check(cfg); err != nil {
 		return err
 	}
@@ -142,36 +147,13 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	return a.run(ctx)
 }
 
-// build checks the primary once and wires every component. A primary that
-// is unreachable now is not an error (it is a state the probe reports);
-// a primary that is reachable but not set up, or in recovery, is.
+// build checks every server once (preflight.go: a server that is
+// unreachable or refuses the probe is a state, not an error, unless
+// --fail-fast) and wires every component (app.go).
 func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOptions) (*app, error) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := heartbeat.Check(cctx, cfg.primary)
-	cancel()
-	var pgErr *pgconf.Error
-	switch {
-	case err == nil:
-	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), pgconf.Rejected(err):
-		return nil, &configError{err}
-	case errors.As(err, &pgErr):
-		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
-	default:
+	if err := preflight(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
-
-	for _, t := range cfg.targets {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
-		cancel()
-		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || pgconf.Rejected(err) {
-			return nil, &configError{err}
-		}
-		if !up || err != nil {
-			logger.Warn("target not reachable yet; it is reported down until it is", "target", t.name)
-		}
-	}
-
 	return wire(ctx, cfg, logger, ex...)
 }
 
