@@ -313,9 +313,18 @@ func (p *Probe) Register(name string, kind Kind) (*Target, error) {
 	if _, dup := p.targets[name]; dup {
 		return nil, fmt.Errorf("duplicate target name %q: give every target its own name", name)
 	}
-	t := &Target{name: name, kind: kind, p: p, state: StateConnecting, since: p.now()}
+	t := &Target{name: name, kind: kind, p: p, state: StateConnecting, since: p.now(), poke: make(chan struct{}, 1)}
 	p.targets[name] = t
 	return t, nil
+}
+
+// Targets returns every registered target, sorted by name.
+func (p *Probe) Targets() []*Target {
+	p.mu.Lock()
+	ts := p.targetsLocked()
+	p.mu.Unlock()
+	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
+	return ts
 }
 
 // Target returns the handle of a registered target.

@@ -209,13 +209,19 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			// The deadline above may have replaced the one ctx set.
 			return ctx.Err()
 		}
-		seq, server, err := r.query(pc, withClassic)
+		res, err := r.query(pc, withClassic)
+		seq, server := res.seq, res.server
 		end := r.now()
 		if r.unmeasured(ctx, pc, seq, err) { // diagnose_query.go
 			return nil
 		}
 		if err != nil {
 			return err
+		}
+		if res.posOK {
+			// The server had replayed at least this when it answered, and
+			// replay only moves forward: true from end on.
+			r.target.setPosition(server, res.pos, end)
 		}
 		if withClassic {
 			lastClassic = start
@@ -241,6 +247,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 	}
 	// wait sleeps for d, or until ctx ends or wake (may be nil) fires; it
 	// reports whether d elapsed.
+	// A poke (a client waiting for this target to reach a position, see
+	// eligible.go) ends any wait early, like the timer.
+	poked := r.target.poked()
 	wait := func(d time.Duration, wake <-chan struct{}) (elapsed, live bool) {
 		timer.Reset(d)
 		select {
@@ -250,6 +259,9 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		case <-wake:
 			timer.Stop()
 			return false, true
+		case <-poked:
+			timer.Stop()
+			return true, true
 		case <-timer.C:
 			return true, true
 		}
@@ -378,13 +390,21 @@ func quoteLiteral(s string) string {
 	return `E'` + s + `'`
 }
 
+// positionSQL is how far the server that answered has replayed the
+// primary's WAL: a standby's replay position, or, for a primary behind an
+// endpoint, its current position (it shows everything it wrote). Read in
+// the same statement as the heartbeat row, so position and seq are one
+// snapshot's.
+const positionSQL = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text`
+
 // readerSQL holds one reader's statements with its probe id filled in.
 type readerSQL struct {
 	poll, classic string
-	columns       int // columns of the classic row, without the server
-	// server: an endpoint's statements end with a column naming the
-	// server that answered (serverSQL).
-	server bool
+	columns       int // columns of the classic row, without the trailer
+	// A standby's and an endpoint's statements end with the replay
+	// position (positionSQL); an endpoint's then with the server that
+	// answered (serverSQL).
+	position, server bool
 }
 
 func newReaderSQL(kind Kind, probeID string) readerSQL {
@@ -394,12 +414,24 @@ func newReaderSQL(kind Kind, probeID string) readerSQL {
 	case KindSubscriber:
 		q.classic, q.columns = fmt.Sprintf(subscriberSQL, lit), 5
 	case KindEndpoint:
-		q.poll = `SELECT (` + q.poll + `), ` + serverSQL
-		q.classic, q.columns, q.server = fmt.Sprintf(standbySQL, lit)+`, `+serverSQL, 6, true
+		q.poll = `SELECT (` + q.poll + `), ` + positionSQL + `, ` + serverSQL
+		q.classic, q.columns = fmt.Sprintf(standbySQL, lit)+`, `+positionSQL+`, `+serverSQL, 6
+		q.position, q.server = true, true
 	default:
-		q.classic, q.columns = fmt.Sprintf(standbySQL, lit), 6
+		q.poll = `SELECT (` + q.poll + `), ` + positionSQL
+		q.classic, q.columns, q.position = fmt.Sprintf(standbySQL, lit)+`, `+positionSQL, 6, true
 	}
 	return q
+}
+
+// pollResult is what one poll read.
+type pollResult struct {
+	seq    int64
+	server string // endpoints: the server that answered
+	// pos is the answering server's replay position; posOK false when
+	// the statement has none (subscribers) or it read NULL.
+	pos   heartbeat.LSN
+	posOK bool
 }
 
 // errShape reports a reply that is not the one row the statement returns
@@ -408,18 +440,18 @@ var errShape = errors.New("unexpected reply shape")
 
 // query runs one poll and returns the seq the target shows (0 when the
 // row does not exist there yet).
-func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, string, error) {
+func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (pollResult, error) {
 	r.polls.Add(1)
 	sql := r.sql.poll
 	if withClassic {
 		sql = r.sql.classic
 	}
 	var (
-		seq    int64
-		rows   int
-		c      Classic
-		perr   error
-		server string
+		res  pollResult
+		seq  int64
+		rows int
+		c    Classic
+		perr error
 	)
 	// context.Background, exactly: pgconn then watches no context (the
 	// socket deadline bounds the poll).
@@ -433,7 +465,15 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, string, erro
 			}
 			vals := rr.Values()
 			if r.sql.server && len(vals) > 1 {
-				server = string(vals[len(vals)-1])
+				res.server = string(vals[len(vals)-1])
+				vals = vals[:len(vals)-1]
+			}
+			if r.sql.position && len(vals) > 1 {
+				if b := vals[len(vals)-1]; b != nil {
+					if lsn, err := heartbeat.ParseLSN(string(b)); err == nil {
+						res.pos, res.posOK = lsn, true
+					}
+				}
 				vals = vals[:len(vals)-1]
 			}
 			if !withClassic {
@@ -450,23 +490,24 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, string, erro
 			perr = err
 		}
 	}
+	res.seq = seq
 	if err := mrr.Close(); err != nil {
-		return 0, "", fmt.Errorf("poll: %w", err)
+		return pollResult{}, fmt.Errorf("poll: %w", err)
 	}
 	if perr != nil {
-		return 0, "", fmt.Errorf("poll: %w", perr)
+		return pollResult{}, fmt.Errorf("poll: %w", perr)
 	}
 	if rows > 1 {
-		return 0, "", fmt.Errorf("poll: %w: %d rows, want at most 1", errShape, rows)
+		return pollResult{}, fmt.Errorf("poll: %w: %d rows, want at most 1", errShape, rows)
 	}
-	if r.sql.server && server == "" {
-		return 0, "", fmt.Errorf("poll: %w: no server column", errShape)
+	if r.sql.server && res.server == "" {
+		return pollResult{}, fmt.Errorf("poll: %w: no server column", errShape)
 	}
 	if !withClassic {
-		return seq, server, nil
+		return res, nil
 	}
 	if rows != 1 {
-		return 0, "", fmt.Errorf("poll: %w: no row for the classic numbers", errShape)
+		return pollResult{}, fmt.Errorf("poll: %w: no row for the classic numbers", errShape)
 	}
 	c.At = r.now()
 	if r.cfg.Kind == KindStandby && c.InRecovery != nil {
@@ -477,7 +518,7 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, string, erro
 		}
 	}
 	r.target.SetClassic(c)
-	return seq, server, nil
+	return res, nil
 }
 
 // parseClassic parses the classic row (standbySQL or subscriberSQL).

@@ -57,6 +57,10 @@ type Target struct {
 	// parent and server are set on such a child.
 	parent *Target
 	server string
+	// pos is the replay position the latest poll read (eligible.go).
+	pos Position
+	// poke wakes the readers for a poll now (eligible.go); buffered 1.
+	poke chan struct{}
 }
 
 // DropReason says why an observation was dropped instead of timed.
