@@ -76,7 +76,7 @@ func (r *Reader) clone(cfg *pgx.ConnConfig) *Reader {
 	c := *r
 	c.cfg.Conn = cfg
 	c.sched = newSchedule(r.cfg.Interval)
-	c.prevStart, c.server = time.Time{}, ""
+	c.prevStart, c.servers = time.Time{}, nil
 	return &c
 }
 
