@@ -69,22 +69,35 @@ func cutBehindEndpoint(t *testing.T, c *cluster.Cluster, kind, dsn string) {
 	sb1, sb2 := c.Standbys[0], c.Standbys[1]
 	cutSrv, okSrv := fmt.Sprintf("127.0.0.1:%d", sb1.Port), fmt.Sprintf("127.0.0.1:%d", sb2.Port)
 	const name = "readers"
-	started := time.Now()
 	w := runProbeBinary(t, "--primary", c.Primary.DSN("walprobe"),
 		"--endpoint", name+"="+dsn, "--probe-id", "endpoint_"+kind, "--no-stream")
+	started := time.Now()
 
 	var ep endpointState
 	var healthyAt time.Duration
+	found := map[string]time.Duration{} // when each server first showed in backends
 	waitFor(t, 60*time.Second, "the endpoint healthy with both standbys as backends", func() bool {
 		ep = endpointOf(t, w, name)
 		if ep.State == "healthy" && healthyAt == 0 {
 			healthyAt = time.Since(started)
 		}
+		for _, b := range ep.Backends {
+			if _, ok := found[b.Server]; !ok {
+				found[b.Server] = time.Since(started)
+			}
+		}
 		return ep.State == "healthy" && ep.backend(cutSrv) != nil && ep.backend(okSrv) != nil
 	})
 	discovery := time.Since(started)
-	t.Logf("%s: healthy %v and both standbys found %v after walprobe started serving (interval 1 s); backends %s",
-		kind, healthyAt.Round(time.Millisecond), discovery.Round(time.Millisecond), ep.backendsString())
+	t.Logf("%s: healthy %v, both standbys found %v after walprobe started serving (interval 1 s; standby1 at %v, standby2 at %v); backends %s",
+		kind, healthyAt.Round(time.Millisecond), discovery.Round(time.Millisecond),
+		found[cutSrv].Round(time.Millisecond), found[okSrv].Round(time.Millisecond), ep.backendsString())
+	// discover.go promises every server behind a round-robin balancer
+	// within about 4·n intervals; a per-statement balancer shows them to
+	// the first connection's polls.
+	if discovery > 5*time.Second {
+		t.Errorf("%s: both standbys found %v after walprobe started, want within 5 s (5 intervals)", kind, discovery.Round(time.Millisecond))
+	}
 	if extra := ep.others(cutSrv, okSrv); len(extra) > 0 {
 		t.Logf("%s: the endpoint also reached %v (not a standby)", kind, extra)
 	}
