@@ -76,7 +76,7 @@ func (r *Reader) clone(cfg *pgx.ConnConfig) *Reader {
 	c := *r
 	c.cfg.Conn = cfg
 	c.sched = newSchedule(r.cfg.Interval)
-	c.prevStart, c.server = time.Time{}, ""
+	c.prevStart, c.servers = time.Time{}, nil
 	return &c
 }
 
@@ -106,10 +106,9 @@ func (r *Reader) lane(ctx context.Context, cfg *pgx.ConnConfig) {
 		}
 		next := max(r.cfg.Interval, 200*time.Millisecond)
 		if extra < maxConnections-1 {
-			if conn, ok := r.tryConnection(ctx, cfg); ok {
+			if sub, conn, ok := r.tryConnection(ctx, cfg); ok {
 				extra++
 				misses = 0
-				sub := r.clone(cfg)
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -132,21 +131,36 @@ func (r *Reader) lane(ctx context.Context, cfg *pgx.ConnConfig) {
 	}
 }
 
-// tryConnection opens a connection and keeps it when its first answer
-// comes from a server no connection has answered from recently.
-func (r *Reader) tryConnection(ctx context.Context, cfg *pgx.ConnConfig) (*pgx.Conn, bool) {
+// tryConnection opens a connection and keeps it when its first poll is
+// answered by a server no connection has answered from recently. That
+// answer places the server at once and seeds the new connection's
+// servers, so it polls that server for every beat from then on. A
+// balancer that routes some statements elsewhere (pgpool-II sends the
+// classic query, with its volatile functions, to the primary) thus cannot
+// leave a server found here unpolled.
+func (r *Reader) tryConnection(ctx context.Context, cfg *pgx.ConnConfig) (*Reader, *pgx.Conn, bool) {
 	conn, err := pgconf.Connect(ctx, r.cfg.Name, cfg)
 	if err != nil {
-		return nil, false
+		return nil, nil, false
 	}
-	qctx, cancel := context.WithTimeout(ctx, r.pollTimeout())
-	defer cancel()
-	var server string
-	if err := conn.QueryRow(qctx, "SELECT "+serverSQL).Scan(&server); err != nil || r.target.answeredRecently(server) {
+	sub := r.clone(cfg)
+	pc := conn.PgConn()
+	start := sub.now()
+	_ = pc.Conn().SetDeadline(start.Add(r.pollTimeout()))
+	stop := context.AfterFunc(ctx, func() { _ = pc.Conn().SetDeadline(time.Unix(1, 0)) })
+	res, err := sub.query(pc, false)
+	end := sub.now()
+	stop()
+	if err != nil || ctx.Err() != nil || r.target.answeredRecently(res.server) {
 		closeConn(conn)
-		return nil, false
+		return nil, nil, false
 	}
-	return conn, true
+	sub.prevStart = start
+	sub.seenFrom(res.server, res.seq, start, end)
+	if res.posOK {
+		r.target.setPosition(res.server, res.pos, end)
+	}
+	return sub, conn, true
 }
 
 func errString(err error) string {

@@ -46,25 +46,82 @@ type Reader struct {
 	// poll on the new connection is bracketed from it, so the beats shown
 	// across the gap are timed (with a wider bound), not lost.
 	prevStart time.Time
-	// server is the server behind an endpoint that answered this
-	// connection's latest poll: its position drives the schedule.
-	server string
+	// servers are the servers behind an endpoint that answered this
+	// connection, with when each last did (nil for other kinds): the
+	// connection polls until every one that answered recently shows a beat.
+	servers map[string]time.Time
 	// diag is what the session checks and the diagnosis of a target that
 	// shows no beats keep (admit.go, diagnose.go); Run's goroutine only.
 	diag readerDiag
 }
 
-// lastSeen is the position this connection's schedule runs from: the
-// target's, or for an endpoint the position of the server that answered
-// this connection last.
-func (r *Reader) lastSeen() int64 {
-	if r.server != "" {
-		if seq, ok := r.target.LastSeenOf(r.server); ok {
-			return seq
+// eachPosition calls fn with the seq shown by each server that answered
+// this connection within the backend window; for a standby, a subscriber,
+// or an endpoint connection that has not placed a server yet, once with
+// the target's position.
+func (r *Reader) eachPosition(fn func(seq int64)) {
+	now, window := r.now(), r.p.backendWindow()
+	placed := false
+	for srv, at := range r.servers {
+		if now.Sub(at) > window {
+			delete(r.servers, srv) // it left this connection's rotation
+			continue
+		}
+		if seq, ok := r.target.LastSeenOf(srv); ok {
+			fn(seq)
+			placed = true
 		}
 	}
-	seq, _ := r.target.LastSeen()
-	return seq
+	if !placed {
+		seq, _ := r.target.LastSeen()
+		fn(seq)
+	}
+}
+
+// seenFrom records an endpoint poll answered by server on this
+// connection. Each server behind the endpoint keeps its own bracket.
+func (r *Reader) seenFrom(server string, seq int64, start, end time.Time) (Visibility, bool) {
+	if r.servers == nil {
+		r.servers = map[string]time.Time{}
+	}
+	r.servers[server] = end
+	return r.target.SeenFrom(server, seq, start, end)
+}
+
+// nextBeat returns the beat this connection polls for: the first one not
+// shown by the most advanced server that has not shown every beat. On a
+// pooler where every server keeps up, that is the newest beat until each
+// server reached shows it, so all of them are polled densely around it and
+// each is timed. A server still behind after the others caught up (a
+// cut-off replica) is polled for its oldest unshown beat at the back-off
+// rate, with behind set: a new beat then takes over at once.
+//
+// Following only the server that answered last, as the reader did before,
+// a connection whose latest answer came from a caught-up server went idle
+// until the next beat: behind pgpool-II, which sends the probe's classic
+// query (volatile functions) to the primary, the standbys then got almost
+// no polls, fell out of the backend window, and a cut-off standby left
+// the endpoint healthy at lag 0 (TestEndpointTopologies/pgpool).
+func (r *Reader) nextBeat() (beat heartbeat.Beat, outstanding, behind bool) {
+	newest, ok := r.p.ring.Newest()
+	if !ok {
+		return heartbeat.Beat{}, false, false
+	}
+	var hi, out int64
+	first, anyOut := true, false
+	r.eachPosition(func(seq int64) {
+		if first || seq > hi {
+			hi, first = seq, false
+		}
+		if seq < newest.Seq && (!anyOut || seq > out) {
+			out, anyOut = seq, true
+		}
+	})
+	if !anyOut {
+		return heartbeat.Beat{}, false, false
+	}
+	b, ok := r.p.ring.FirstAfter(out)
+	return b, ok, ok && out < hi
 }
 
 // NewReader validates cfg and registers the target with p.
@@ -229,9 +286,7 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		var v Visibility
 		var ok bool
 		if r.sql.server {
-			// Each server behind the endpoint keeps its own bracket.
-			r.server = server
-			v, ok = r.target.SeenFrom(server, seq, start, end)
+			v, ok = r.seenFrom(server, seq, start, end)
 		} else {
 			lower := r.prevStart
 			if lower.IsZero() {
@@ -297,15 +352,14 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		// Beats a poll showed before their acks landed are timed from
 		// that poll, without another one.
 		r.target.TimeAhead()
-		seen := r.lastSeen()
-		beat, outstanding := r.p.ring.FirstAfter(seen)
+		beat, outstanding, behind := r.nextBeat()
 		sinceClassic := r.now().Sub(lastClassic)
 		if !outstanding {
 			// Idle: nothing to time. Wake for the next beat, or to refresh
 			// the classic numbers (which also notices a promotion).
 			pollFor = -1
 			wake := r.p.beatSignal()
-			if _, ok := r.p.ring.FirstAfter(seen); ok {
+			if _, ok, _ := r.nextBeat(); ok {
 				continue // a beat landed between the check and the wait
 			}
 			elapsed, live := wait(max(r.cfg.Interval+r.cfg.Interval/2-sinceClassic, 0), wake)
@@ -325,9 +379,22 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			pollFor, prevAt = beat.Seq, -1
 		}
 		at := r.sched.nextPoll(prevAt, beat.RTT())
+		// Polling for a server that is behind must not delay the dense
+		// polls of the next beat: a new beat ends the wait.
+		var wake <-chan struct{}
+		if behind {
+			wake = r.p.beatSignal()
+			if _, _, still := r.nextBeat(); !still {
+				continue // a beat landed between the check and the wait
+			}
+		}
 		if d := beat.Acked.Add(at).Sub(r.now()); d > 0 {
-			if _, live := wait(d, nil); !live {
+			elapsed, live := wait(d, wake)
+			if !live {
 				return nil
+			}
+			if !elapsed {
+				continue
 			}
 		}
 		// The real start, not the plan: a reader behind its plan (a slow

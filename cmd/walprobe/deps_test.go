@@ -55,7 +55,7 @@ func TestDemoInstallsOnlyWhatItNeeds(t *testing.T) {
 	// The full mode still installs what the tests need, so the dry run
 	// above is not passing by listing nothing.
 	all := depsDryRun(t)
-	for _, pkg := range []string{"postgresql-15", "pgbouncer", "haproxy", "chromium", "zsh", "fish", "systemd", "prometheus"} {
+	for _, pkg := range []string{"postgresql-15", "pgbouncer", "haproxy", "pgpool2", "chromium", "zsh", "fish", "systemd", "prometheus"} {
 		if !slices.Contains(all, pkg) {
 			t.Errorf("install-deps (full) would not install %s; it lists %v", pkg, all)
 		}
