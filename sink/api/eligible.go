@@ -58,6 +58,7 @@ type EligibleBody struct {
 //
 // With max_lag, it lists the targets whose true lag is known and under
 // max_lag, for application-side routers; both together must both hold.
+// target=NAME (repeatable) restricts the answer to those targets.
 func Eligible(p *probe.Probe) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
@@ -90,6 +91,14 @@ func Eligible(p *probe.Probe) http.Handler {
 				return
 			}
 		}
+		only := map[string]bool{}
+		for _, name := range q["target"] {
+			if _, ok := p.Target(name); !ok {
+				sink.WriteJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no target named %q: see /v1/state for the names", name)})
+				return
+			}
+			only[name] = true
+		}
 		if !hasLSN && maxLag == 0 {
 			bad("give min_lsn (read your writes) or max_lag (a lag bound), or both")
 			return
@@ -99,7 +108,7 @@ func Eligible(p *probe.Probe) http.Handler {
 		tick := time.NewTicker(pokeEvery)
 		defer tick.Stop()
 		for {
-			body := eligibleNow(p, minLSN, hasLSN, maxLag)
+			body := eligibleNow(p, only, minLSN, hasLSN, maxLag)
 			if len(body.Targets) > 0 || !hasLSN || !time.Now().Before(deadline) {
 				body.Waited = sink.SecondsOf(time.Since(start))
 				code := http.StatusOK
@@ -110,7 +119,7 @@ func Eligible(p *probe.Probe) http.Handler {
 				sink.WriteJSON(w, code, body)
 				return
 			}
-			for _, t := range candidates(p) {
+			for _, t := range candidates(p, only) {
 				t.Poke()
 			}
 			select {
@@ -124,9 +133,12 @@ func Eligible(p *probe.Probe) http.Handler {
 
 // candidates are the targets an application reads from: standbys,
 // subscribers and endpoints that are being measured.
-func candidates(p *probe.Probe) []*probe.Target {
+func candidates(p *probe.Probe, only map[string]bool) []*probe.Target {
 	var out []*probe.Target
 	for _, t := range p.Targets() {
+		if len(only) > 0 && !only[t.Name()] {
+			continue
+		}
 		switch t.Kind() {
 		case probe.KindStandby, probe.KindSubscriber, probe.KindEndpoint:
 		default:
@@ -142,7 +154,7 @@ func candidates(p *probe.Probe) []*probe.Target {
 }
 
 // eligibleNow decides from the targets' current positions and lags.
-func eligibleNow(p *probe.Probe, minLSN heartbeat.LSN, hasLSN bool, maxLag time.Duration) EligibleBody {
+func eligibleNow(p *probe.Probe, only map[string]bool, minLSN heartbeat.LSN, hasLSN bool, maxLag time.Duration) EligibleBody {
 	body := EligibleBody{Targets: []EligibleTarget{}}
 	if hasLSN {
 		body.MinLSN = minLSN.String()
@@ -151,7 +163,7 @@ func eligibleNow(p *probe.Probe, minLSN heartbeat.LSN, hasLSN bool, maxLag time.
 		body.MaxLag = new(sink.SecondsOf(maxLag))
 	}
 	now := time.Now()
-	for _, t := range candidates(p) {
+	for _, t := range candidates(p, only) {
 		e := EligibleTarget{Name: t.Name(), Kind: t.Kind()}
 		if hasLSN {
 			pos, ok := t.Position()
