@@ -73,9 +73,14 @@ type ReplicationRow struct {
 	WriteLSN  string     `json:"write_lsn,omitempty"`
 	FlushLSN  string     `json:"flush_lsn,omitempty"`
 	ReplayLSN string     `json:"replay_lsn,omitempty"`
-	WriteLag  *Seconds   `json:"write_lag_seconds"`
-	FlushLag  *Seconds   `json:"flush_lag_seconds"`
-	ReplayLag *Seconds   `json:"replay_lag_seconds"`
+	// SyncState and SyncPriority are pg_stat_replication's: sync,
+	// quorum, potential or async, and the standby's priority in
+	// synchronous_standby_names (0: async).
+	SyncState    string   `json:"sync_state,omitempty"`
+	SyncPriority *int32   `json:"sync_priority,omitempty"`
+	WriteLag     *Seconds `json:"write_lag_seconds"`
+	FlushLag     *Seconds `json:"flush_lag_seconds"`
+	ReplayLag    *Seconds `json:"replay_lag_seconds"`
 }
 
 // SetPrimaryClassic records the primary's classic view.

@@ -41,7 +41,8 @@ const replicationSQL = `SELECT coalesce(r.application_name, ''), coalesce(host(r
   coalesce(s.slot_name::text, ''), coalesce(r.state, ''),
   coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
   extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
-  extract(epoch FROM clock_timestamp() - r.reply_time)::float8
+  extract(epoch FROM clock_timestamp() - r.reply_time)::float8,
+  coalesce(r.sync_state, ''), r.sync_priority
 FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
 ORDER BY r.application_name, r.client_addr, r.backend_start, r.pid`
 
@@ -52,6 +53,14 @@ const slotsSQL = `SELECT s.slot_name, s.slot_type, s.active, coalesce(s.confirme
   s.active_pid, extract(epoch FROM clock_timestamp() - r.reply_time)::float8
 FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 ORDER BY s.slot_name`
+
+// syncSQL reads the settings that decide whether commits wait for
+// standbys, and the backends waiting for them now. wait_event is visible
+// for the role's own backends (the writer's) without pg_monitor.
+const syncSQL = `SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+  count(*) FILTER (WHERE wait_event = 'SyncRep'),
+  extract(epoch FROM clock_timestamp() - min(query_start) FILTER (WHERE wait_event = 'SyncRep'))::float8
+FROM pg_stat_activity`
 
 const canSeeSQL = `SELECT rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE') OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
 FROM pg_roles WHERE rolname = current_user`
@@ -110,7 +119,7 @@ func (w *PrimaryWatcher) collect(ctx context.Context, conn *pgx.Conn) error {
 		var r ReplicationRow
 		var wl, fl, rl, age *float64
 		if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.PID, &r.BackendStart, &r.SlotName, &r.State,
-			&r.SentLSN, &r.WriteLSN, &r.FlushLSN, &r.ReplayLSN, &wl, &fl, &rl, &age); err != nil {
+			&r.SentLSN, &r.WriteLSN, &r.FlushLSN, &r.ReplayLSN, &wl, &fl, &rl, &age, &r.SyncState, &r.SyncPriority); err != nil {
 			rows.Close()
 			return fmt.Errorf("read pg_stat_replication: %w", err)
 		}
@@ -160,7 +169,14 @@ func (w *PrimaryWatcher) collect(ctx context.Context, conn *pgx.Conn) error {
 			c.Slots[i].AsOf, c.Slots[i].AsOfSource = *at, AsOfReply
 		}
 	}
+	var names, commit string
+	var waiting int64
+	var oldest *float64
+	if err := conn.QueryRow(ctx, syncSQL).Scan(&names, &commit, &waiting, &oldest); err != nil {
+		return fmt.Errorf("read synchronous replication settings: %w", err)
+	}
 	w.p.SetPrimaryClassic(c)
+	w.p.SetSyncRep(syncRepFrom(w.now(), names, commit, c, waiting, fsecs(oldest)))
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -119,6 +120,7 @@ type Probe struct {
 	// while beats are being written.
 	outageSince    time.Time
 	primaryClassic *ClassicPrimary
+	syncRep        *SyncRep
 }
 
 // New returns a Probe.
@@ -356,6 +358,8 @@ type PrimaryJSON struct {
 	Up      bool            `json:"up"`
 	Error   string          `json:"error,omitempty"`
 	Classic *ClassicPrimary `json:"classic,omitempty"`
+	// Sync is the primary's synchronous replication (nil until read).
+	Sync *SyncRep `json:"sync,omitempty"`
 }
 
 // BeatJSON is a beat as the API shows it.
@@ -378,7 +382,11 @@ func (p *Probe) Snapshot() Snapshot {
 		Interval:    Seconds(p.cfg.Interval.Seconds()),
 		Beats:       p.beats,
 		BeatsMissed: p.missed,
-		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic},
+		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic, Sync: p.syncRep},
+	}
+	if sr := p.syncRep; sr != nil && sr.Blocked != "" && !p.outageSince.IsZero() {
+		// Why the writer cannot write, before how it failed.
+		s.Primary.Error = strings.TrimSuffix(sr.Blocked+"; "+s.Primary.Error, "; ")
 	}
 	ts := p.targetsLocked()
 	p.mu.Unlock()
@@ -390,7 +398,12 @@ func (p *Probe) Snapshot() Snapshot {
 		// State and lag from the same instant: a snapshot never says
 		// healthy beside a lag over the threshold.
 		t.evaluateAt(now)
-		s.Targets = append(s.Targets, t.snapshot(now))
+		snap := t.snapshot(now)
+		if t.kind == KindStandby {
+			sync := p.Sync(t.name)
+			snap.SyncInfo = &sync
+		}
+		s.Targets = append(s.Targets, snap)
 	}
 	s.LSNLags = p.LSNLags(now)
 	return s

@@ -487,6 +487,9 @@ type TargetSnapshot struct {
 	// BeatsLost counts beats lost in a failover before the target showed
 	// them (acked by the old primary, never on the new timeline).
 	BeatsLost int64 `json:"beats_lost"`
+	// SyncInfo (standbys only) is sync_state, sync_priority and
+	// sync_reason from the primary's pg_stat_replication (Probe.Sync).
+	*SyncInfo
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
