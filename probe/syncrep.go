@@ -91,7 +91,9 @@ type SyncRep struct {
 	// oldest has run its statement.
 	Waiting    int64    `json:"commits_waiting"`
 	OldestWait *Seconds `json:"oldest_commit_wait_seconds,omitempty"`
-	// Blocked says, while commits wait, for whom and why.
+	// Blocked says, while commits wait, for whom and why: set while
+	// backends wait (Waiting > 0) and whenever fewer listed standbys
+	// stream than commits need.
 	Blocked string `json:"blocked,omitempty"`
 	// Hidden is set when pg_stat_replication's details are hidden from
 	// the role (no pg_monitor): the standbys' sync states are unknown.
@@ -258,7 +260,10 @@ func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting i
 			s.WaitsFor = append(s.WaitsFor, missing...)
 		}
 		s.CommitWait, s.CommitWaitFrom = commitWait(sn, level, chosen)
-		if waiting > 0 {
+		// Too few listed standbys stream: every commit waits, whether or
+		// not one is waiting at this read. (A writer whose statement timed
+		// out cancels its wait, so between its attempts none may be.)
+		if waiting > 0 || len(missing) > 0 {
 			s.Blocked = blockedReason(sn, names, commit, s.WaitsFor, missing, streaming, waiting, oldest)
 		}
 	} else if waiting > 0 {
@@ -287,7 +292,10 @@ func commitWait(sn standbyNames, level string, chosen []ReplicationRow) (*Second
 	v := lags[len(lags)-1] // FIRST n: the slowest of the n
 	how := "the slowest"
 	if sn.method == "any" {
-		v, how = lags[sn.num-1], fmt.Sprintf("the %s fastest", ordinal(sn.num))
+		v, how = lags[sn.num-1], "the fastest"
+		if sn.num > 1 {
+			how = fmt.Sprintf("the %s fastest", ordinal(sn.num))
+		}
 	}
 	return &v, fmt.Sprintf("pg_stat_replication.%s_lag, %s of %s", level, how, strings.Join(from, ", "))
 }
