@@ -267,6 +267,38 @@ func TestSyncReplication(t *testing.T) {
 		})
 	}
 
+	// A role without pg_monitor sees the walsenders' pids only: the sync
+	// states are unknown, and the reason names the GRANT.
+	t.Run("without pg_monitor", func(t *testing.T) {
+		r.configure(ctx, t, "FIRST 1 (standby1)", "on", map[string]string{"standby1": SyncSync, "standby2": SyncAsync})
+		if err := r.c.Primary.Exec(ctx, "CREATE ROLE nomonitor LOGIN PASSWORD "+quoteLiteral(r.c.Password)); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := pgconf.Parse("primary", r.c.Primary.DSN("nomonitor"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		logger := slog.New(slog.DiscardHandler)
+		p := New(Config{ProbeID: "nomonitor", Interval: interval}, logger)
+		w := NewPrimaryWatcher(cfg, p, logger)
+		conn, err := pgconf.Connect(ctx, "primary", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer closeConn(conn)
+		if err := w.collect(ctx, conn); err != nil {
+			t.Fatal(err)
+		}
+		for _, name := range []string{"standby1", "standby2"} {
+			if got := p.Sync(name); got.Known() || !strings.Contains(got.Reason, `GRANT pg_monitor TO "nomonitor"`) {
+				t.Errorf("%s without pg_monitor: %+v, want unknown, naming the GRANT", name, got)
+			}
+		}
+		if sr := p.Snapshot().Primary.Sync; sr == nil || sr.WaitsFor != nil || sr.CommitWait != nil || sr.Hidden == "" {
+			t.Errorf("primary sync without pg_monitor: %+v, want who commits wait for and the wait unknown", sr)
+		}
+	})
+
 	t.Run("sync standby cut", func(t *testing.T) {
 		r.configure(ctx, t, "FIRST 1 (standby1)", "on", map[string]string{"standby1": SyncSync, "standby2": SyncAsync})
 		before := r.p.Snapshot()
