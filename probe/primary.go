@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,6 +26,44 @@ type PrimaryWatcher struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	warned   bool // the hidden-rows note was logged
+	// waits are the last commit-wait samples under the current settings
+	// (waitsFor); the median is reported. Only Run's goroutine uses them.
+	waits    []Seconds
+	waitsFor string
+}
+
+// commitWaitSamples is how many watcher reads the commit wait is the
+// median of: one lag-tracker sample can belong to WAL that no commit
+// waited for (a standby's apply confirmed only with its next status
+// message), and read alone it can exceed the beats' whole round trip.
+const commitWaitSamples = 8
+
+// smoothCommitWait replaces s.CommitWait, while commits wait for
+// standbys, by the median of the recent samples under the same settings.
+func (w *PrimaryWatcher) smoothCommitWait(s *SyncRep) {
+	key := s.StandbyNames + "\x00" + s.SynchronousCommit
+	if key != w.waitsFor || !s.Active {
+		w.waits, w.waitsFor = w.waits[:0], key
+	}
+	if !s.Active || s.CommitWait == nil && len(w.waits) == 0 {
+		return
+	}
+	if s.CommitWait != nil {
+		// A read without a sample (PostgreSQL cleared the lags of a
+		// caught-up standby) keeps the recent ones.
+		if len(w.waits) == commitWaitSamples {
+			w.waits = append(w.waits[:0], w.waits[1:]...)
+		}
+		w.waits = append(w.waits, *s.CommitWait)
+	}
+	sorted := slices.Clone(w.waits)
+	slices.Sort(sorted)
+	m := sorted[len(sorted)/2]
+	s.CommitWait = &m
+	if s.CommitWaitFrom == "" {
+		s.CommitWaitFrom = "pg_stat_replication lags"
+	}
+	s.CommitWaitFrom += fmt.Sprintf(", median of the last %d samples", len(sorted))
 }
 
 // NewPrimaryWatcher returns a watcher on the primary.
@@ -176,7 +215,9 @@ func (w *PrimaryWatcher) collect(ctx context.Context, conn *pgx.Conn) error {
 		return fmt.Errorf("read synchronous replication settings: %w", err)
 	}
 	w.p.SetPrimaryClassic(c)
-	w.p.SetSyncRep(syncRepFrom(w.now(), names, commit, c, waiting, fsecs(oldest)))
+	sr := syncRepFrom(w.now(), names, commit, c, waiting, fsecs(oldest))
+	w.smoothCommitWait(&sr)
+	w.p.SetSyncRep(sr)
 	return nil
 }
 

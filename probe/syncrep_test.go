@@ -136,3 +136,31 @@ func TestSyncInfoFor(t *testing.T) {
 		}
 	}
 }
+
+// The commit wait is the median of recent samples under one setting: one
+// lag-tracker sample that no commit waited for does not show, a read
+// without a sample keeps the recent ones, and new settings start afresh.
+func TestSmoothCommitWait(t *testing.T) {
+	w := &PrimaryWatcher{}
+	read := func(names, commit string, v *Seconds) *Seconds {
+		s := SyncRep{StandbyNames: names, SynchronousCommit: commit, Active: names != "", CommitWait: v}
+		w.smoothCommitWait(&s)
+		return s.CommitWait
+	}
+	sec := func(f float64) *Seconds { s := Seconds(f); return &s }
+	for _, v := range []float64{0.0005, 0.0004, 0.0068, 0.0005} {
+		read("FIRST 1 (a)", "on", sec(v))
+	}
+	if got := read("FIRST 1 (a)", "on", sec(0.0006)); got == nil || *got != 0.0005 {
+		t.Errorf("median of 0.5, 0.4, 6.8, 0.5, 0.6 ms = %v, want 0.5 ms", got)
+	}
+	if got := read("FIRST 1 (a)", "on", nil); got == nil || *got != 0.0005 {
+		t.Errorf("a read without a sample = %v, want the recent median 0.5 ms", got)
+	}
+	if got := read("FIRST 1 (a)", "remote_apply", nil); got != nil {
+		t.Errorf("new settings, no sample yet = %v, want unknown", *got)
+	}
+	if got := read("", "on", sec(0)); got == nil || *got != 0 {
+		t.Errorf("commits do not wait = %v, want 0", got)
+	}
+}
