@@ -381,7 +381,7 @@ func syncInfoFor(target string, c *ClassicPrimary, s *SyncRep) SyncInfo {
 				return unknown("listed in synchronous_standby_names but not connected to the primary (no pg_stat_replication row with application_name %q)", target)
 			}
 		}
-		return unknown("no pg_stat_replication row on the primary has application_name %q: walprobe matches a standby target by its name; set application_name=%s in the standby's primary_conninfo", target, target)
+		return unknown("no pg_stat_replication row on the primary has application_name %q: the standby is not streaming from it, or its primary_conninfo lacks application_name=%s (walprobe matches a standby target by its name)", target, target)
 	}
 	r := rows[0]
 	if r.SyncState == "" || r.SyncPriority == nil {

@@ -121,7 +121,7 @@ func TestSyncInfoFor(t *testing.T) {
 		{give: "standby1", c: c, wantState: "sync", wantPrio: new(1)},
 		{give: "STANDBY1", c: c, wantState: "sync", wantPrio: new(1)},
 		{give: "standby9", c: c, wantState: SyncUnknown, wantReason: "listed in synchronous_standby_names but not connected"},
-		{give: "other", c: c, wantState: SyncUnknown, wantReason: "set application_name=other in the standby's primary_conninfo"},
+		{give: "other", c: c, wantState: SyncUnknown, wantReason: "not streaming from it, or its primary_conninfo lacks application_name=other"},
 		{give: "walreceiver", c: c, wantState: SyncUnknown, wantReason: "2 pg_stat_replication rows"},
 		{give: "standby1", c: &ClassicPrimary{Hidden: "GRANT pg_monitor TO walprobe"}, wantState: SyncUnknown, wantReason: "GRANT pg_monitor TO walprobe"},
 		{give: "standby1", c: nil, wantState: SyncUnknown, wantReason: "not been read yet"},

@@ -125,7 +125,7 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 		metric.WithDescription("Standby targets: 1 for the sync_state the primary's pg_stat_replication gives the standby (matched by application_name = target name), 0 for the others; unknown without pg_monitor or a matching row."))
 	must(e)
 	commitWait, e := meter.Float64ObservableGauge("walprobe.sync.commit_wait", metric.WithUnit("s"),
-		metric.WithDescription("Estimated time a commit waits for synchronous standbys: pg_stat_replication write/flush/replay_lag (by synchronous_commit) of the standbys it waits for; 0 when commits do not wait; absent when unknown."))
+		metric.WithDescription("Estimated time a commit waits for synchronous standbys: pg_stat_replication write/flush/replay_lag (by synchronous_commit) of the standbys it waits for, median of the last 8 reads; 0 when commits do not wait; absent when unknown."))
 	must(e)
 	commitsWaiting, e := meter.Int64ObservableGauge("walprobe.sync.commits_waiting",
 		metric.WithDescription("Backends the probe's role sees waiting for synchronous replication (wait_event SyncRep) on the primary."))
