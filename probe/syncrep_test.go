@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -162,5 +163,37 @@ func TestSmoothCommitWait(t *testing.T) {
 	}
 	if got := read("", "on", sec(0)); got == nil || *got != 0 {
 		t.Errorf("commits do not wait = %v, want 0", got)
+	}
+}
+
+// sync_state, sync_priority and sync_reason sit on the target object in
+// /v1/state, for standbys only.
+func TestSyncInfoJSON(t *testing.T) {
+	standby := TargetSnapshot{Name: "standby1", Kind: KindStandby, SyncInfo: &SyncInfo{State: SyncSync, Priority: new(1)}}
+	unknown := TargetSnapshot{Name: "standby2", Kind: KindStandby, SyncInfo: &SyncInfo{State: SyncUnknown, Reason: "why"}}
+	stream := TargetSnapshot{Name: "stream", Kind: KindStream}
+	for _, tt := range []struct {
+		give TargetSnapshot
+		want []string
+		not  []string
+	}{
+		{give: standby, want: []string{`"sync_state":"sync"`, `"sync_priority":1`}, not: []string{`"sync_reason"`}},
+		{give: unknown, want: []string{`"sync_state":"unknown"`, `"sync_priority":null`, `"sync_reason":"why"`}},
+		{give: stream, not: []string{`"sync_state"`, `"sync_priority"`}},
+	} {
+		b, err := json.Marshal(tt.give)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: %s lacks %s", tt.give.Name, b, w)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(string(b), n) {
+				t.Errorf("%s: %s has %s", tt.give.Name, b, n)
+			}
+		}
 	}
 }
