@@ -347,6 +347,18 @@ func (p *Probe) SetSyncRep(s SyncRep) {
 	}
 }
 
+// SyncRep returns the primary's synchronous replication as last read (nil
+// before the first read). The value is a copy.
+func (p *Probe) SyncRep() *SyncRep {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.syncRep == nil {
+		return nil
+	}
+	s := *p.syncRep
+	return &s
+}
+
 // Sync returns the sync state of the target named target, from the
 // primary's pg_stat_replication row whose application_name is that name.
 func (p *Probe) Sync(target string) SyncInfo {
