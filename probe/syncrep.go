@@ -257,6 +257,10 @@ func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting i
 					missing = append(missing, n)
 				}
 			}
+			if len(missing) == 0 {
+				// Only * is listed: any standby would do, none streams.
+				missing = []string{"any standby (*)"}
+			}
 			s.WaitsFor = append(s.WaitsFor, missing...)
 		}
 		s.CommitWait, s.CommitWaitFrom = commitWait(sn, level, chosen)

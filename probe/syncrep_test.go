@@ -81,6 +81,8 @@ func TestSyncRepFrom(t *testing.T) {
 			wantBlocked: "commits wait for synchronous standby standby1 (FIRST 1 needs 1 streaming, 0 stream; not streaming: standby1)"},
 		{name: "any cut both", names: "ANY 1 (standby1, standby3)", commit: "on", c: cut, waiting: 2, wantActive: true, wantWaitsFor: []string{"standby1", "standby3"},
 			wantBlocked: "commits wait for synchronous standbys standby1, standby3"},
+		{name: "star none streaming", names: "*", commit: "on", c: ClassicPrimary{}, waiting: 1, wantActive: true, wantWaitsFor: []string{"any standby (*)"},
+			wantBlocked: "commits wait for synchronous standby any standby (*) (FIRST 1 needs 1 streaming, 0 stream"},
 		{name: "slow sync standby", names: "FIRST 1 (standby1)", commit: "remote_apply", c: both, waiting: 1, wantActive: true, wantWaitsFor: []string{"standby1"}, wantWait: lag(0.003),
 			wantBlocked: "commits wait for synchronous standby standby1: synchronous_standby_names = 'FIRST 1 (standby1)'"},
 		{name: "hidden", names: "FIRST 1 (standby1)", commit: "on", c: ClassicPrimary{Hidden: "GRANT pg_monitor"}, waiting: 1, wantActive: true,
