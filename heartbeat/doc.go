@@ -2,8 +2,9 @@
 // them long enough to time their arrival elsewhere.
 //
 // A [Writer] upserts one row per probe_id into walprobe.heartbeat every
-// interval. The row's seq is assigned by the database (seq = seq + 1), so it
-// stays monotonic across probe restarts. Each successful upsert yields a
+// interval. The row's seq is assigned by the database (one past the larger
+// of the row's seq and the last one this writer acked), so it stays
+// monotonic across probe restarts and failovers. Each successful upsert yields a
 // [Beat]: seq, the probe's monotonic sent/acked times, the WAL position of
 // the write and the primary's clock at the write.
 //
@@ -19,7 +20,10 @@
 // and maps any LSN a server reports to the time the primary's WAL passed it.
 //
 // Schema, publication and grants are produced by [SetupSQL]; `walprobe setup`
-// applies or prints them. The package never creates anything at run time.
+// applies or prints them. At start-up [Check] creates the schema and table
+// ([TableSQL]; never the publication or grants) when the table is missing
+// and the role may; otherwise it reports the SQL an administrator must
+// run. Nothing is created after start-up.
 //
 // heartbeat is the bottom of the tree: it imports only its leaf
 // heartbeat/pgconf (connection policy), never probe, walstream or a sink.

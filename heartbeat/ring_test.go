@@ -13,48 +13,6 @@ func beats(n int, start time.Time) []Beat {
 	return out
 }
 
-func TestRingLSNTime(t *testing.T) {
-	t0 := time.Unix(1000, 0)
-	r := NewRing(8)
-	for _, b := range beats(5, t0) { // LSNs 1000..5000, acked t0..t0+4s
-		r.Push(b)
-	}
-	tests := []struct {
-		give     LSN
-		wantAt   time.Time
-		caughtUp bool
-	}{
-		{5000, t0.Add(4 * time.Second), true},
-		{9999, t0.Add(4 * time.Second), true},
-		{2500, t0.Add(1500 * time.Millisecond), false},
-		{1000, t0, false},
-		{10, t0, false}, // below the oldest held beat: its time, a lower bound
-	}
-	for _, tt := range tests {
-		at, caughtUp, ok := r.LSNTime(tt.give)
-		if !ok || !at.Equal(tt.wantAt) || caughtUp != tt.caughtUp {
-			t.Errorf("LSNTime(%d) = %v, %v, %v; want %v, %v", tt.give, at, caughtUp, ok, tt.wantAt, tt.caughtUp)
-		}
-	}
-	now := t0.Add(10 * time.Second)
-	lagTests := []struct {
-		give LSN
-		want time.Duration
-	}{
-		{5000, 0},               // past the newest beat: caught up, idle or not
-		{4999, 6 * time.Second}, // has not passed beat 5 (acked at t0+4s)
-		{1500, 9 * time.Second}, // has not passed beat 2 (acked at t0+1s)
-	}
-	for _, tt := range lagTests {
-		if got, ok := r.LSNLag(tt.give, now); !ok || got != tt.want {
-			t.Errorf("LSNLag(%d) = %v, %v; want %v", tt.give, got, ok, tt.want)
-		}
-	}
-	if _, _, ok := NewRing(4).LSNTime(1); ok {
-		t.Error("empty ring answered")
-	}
-}
-
 func TestRingBoundedAndFirstAfter(t *testing.T) {
 	r := NewRing(1024)
 	t0 := time.Unix(0, 0)

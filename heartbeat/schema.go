@@ -57,16 +57,37 @@ func SetupSQL(o SetupOptions) []string {
 END $$`, Publication, Publication, QualTable))
 	}
 	if o.UserPublication != "" {
-		stmts = append(stmts, fmt.Sprintf("ALTER PUBLICATION %s ADD TABLE %s", QuoteIdent(o.UserPublication), QualTable))
+		stmts = append(stmts, AddToPublicationSQL(o.UserPublication))
 	}
 	if o.Role != "" {
-		r := QuoteIdent(o.Role)
-		stmts = append(stmts,
-			fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", Schema, r),
-			fmt.Sprintf("GRANT SELECT, INSERT, UPDATE ON %s TO %s", QualTable, r),
-		)
+		stmts = append(stmts, GrantSQL(o.Role)...)
 	}
 	return stmts
+}
+
+// GrantSQL gives role the least privileges the probe needs on the table.
+func GrantSQL(role string) []string {
+	r := QuoteIdent(role)
+	return []string{
+		fmt.Sprintf("GRANT USAGE ON SCHEMA %s TO %s", Schema, r),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE ON %s TO %s", QualTable, r),
+	}
+}
+
+// AddToPublicationSQL adds the heartbeat table to publication pub unless
+// it is already there (ALTER PUBLICATION … ADD TABLE fails for a member,
+// and for a FOR ALL TABLES publication, which holds it anyway).
+func AddToPublicationSQL(pub string) string {
+	return fmt.Sprintf(`DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_publication_tables WHERE pubname = %s AND schemaname = '%s' AND tablename = '%s') THEN
+        ALTER PUBLICATION %s ADD TABLE %s;
+    END IF;
+END $$`, quoteLiteral(pub), Schema, Table, QuoteIdent(pub), QualTable)
+}
+
+// quoteLiteral quotes s as a standard SQL string literal.
+func quoteLiteral(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // Script joins statements into one SQL script, each ending in a semicolon.

@@ -57,9 +57,6 @@ type Writer struct {
 // and tests use it to show an idle primary.
 func (w *Writer) SetPaused(v bool) { w.paused.Store(v) }
 
-// Paused reports whether writing is paused.
-func (w *Writer) Paused() bool { return w.paused.Load() }
-
 // NewWriter validates cfg.
 func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	var errs []error
@@ -95,16 +92,20 @@ func NewWriter(cfg WriterConfig, logger *slog.Logger) (*Writer, error) {
 	}, nil
 }
 
-// UpsertSQL writes one beat ($1 = probe_id). seq is assigned by the database so it stays
-// monotonic across restarts of the probe. RETURNING runs after the row
-// change is in WAL, so pg_current_wal_insert_lsn() is the position just
-// past it; the commit record follows immediately.
+// UpsertSQL is the plain form of the beat upsert ($1 = probe_id): seq is
+// assigned by the database, so it stays monotonic across restarts of the
+// probe. The Writer does not run it: it runs upsertAfterSQL, which also
+// keeps seq growing across a failover. It is kept for writing beats by
+// hand (test/e2e's table-bloat test hammers the table with it). RETURNING
+// runs after the row change is in WAL, so pg_current_wal_insert_lsn() is
+// the position just past it; the commit record follows immediately.
 const UpsertSQL = `INSERT INTO ` + QualTable + ` AS h (probe_id, seq, written_at)
 VALUES ($1, 1, clock_timestamp())
 ON CONFLICT (probe_id) DO UPDATE SET seq = h.seq + 1, written_at = EXCLUDED.written_at
 RETURNING seq, written_at, pg_current_wal_insert_lsn()::text`
 
-// upsertAfterSQL is UpsertSQL that never goes back below $2, the last seq
+// upsertAfterSQL, the statement the Writer runs for every beat, is
+// UpsertSQL that never goes back below $2, the last seq
 // this writer had acked. After a failover the promoted server's row lags
 // the old primary's by the beats written there but never replicated; seq
 // must still grow, or the probe's history (kept in seq order) would see
@@ -137,6 +138,8 @@ func (w *Writer) Run(ctx context.Context) error {
 		}
 	}()
 	var nextDial time.Time
+	// connErr is why there is no connection: what each missed beat says.
+	connErr := errors.New("primary unreachable")
 	for {
 		start := w.now()
 		if w.paused.Load() {
@@ -154,7 +157,8 @@ func (w *Writer) Run(ctx context.Context) error {
 					return nil
 				}
 				w.cfg.OnConn(err)
-				nextDial = start.Add(bo.NextBackOff())
+				connErr = err
+				nextDial = start.Add(pgconf.NextRetry(bo, err))
 			} else {
 				conn = c
 				bo.Reset()
@@ -171,7 +175,7 @@ func (w *Writer) Run(ctx context.Context) error {
 			}
 		}
 		if conn == nil {
-			w.miss(start, w.intervalsSince(start), errors.New("primary unreachable"))
+			w.miss(start, w.intervalsSince(start), connErr)
 		} else if b, err := w.beat(ctx, conn); err != nil {
 			if ctx.Err() != nil {
 				return nil
@@ -234,6 +238,12 @@ func (w *Writer) connect(ctx context.Context) (*pgx.Conn, error) {
 		closeConn(conn)
 		return nil, fmt.Errorf("primary (%s) is in recovery: point --primary at the read-write server, or list every host with target_session_attrs=read-write: %w", pgconf.Addr(w.cfg.Conn), ErrInRecovery)
 	}
+	// A table or grant missing is the writer being down with the fix as
+	// its reason, not a beat that failed: checked once per connection.
+	if err := checkConn(ctx, conn, w.cfg.Conn); err != nil {
+		closeConn(conn)
+		return nil, err
+	}
 	return conn, nil
 }
 
@@ -270,6 +280,15 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return err
 	}
 	defer closeConn(conn)
+	return checkConn(ctx, conn, cfg)
+}
+
+// checkConn is Check on an open connection. It also creates the
+// walprobe_heartbeat publication when it is missing and the role may: the
+// logical stream needs it, and a role that may create the table usually
+// may create that too. A role that may not leaves it to the stream, which
+// reports the publication missing with the SQL to run.
+func checkConn(ctx context.Context, conn *pgx.Conn, cfg *pgx.ConnConfig) error {
 	var inRecovery bool
 	var reg *string
 	// The catalog, not to_regclass: resolving the name needs USAGE on the
@@ -279,7 +298,7 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return pgconf.Explain("primary", cfg, err)
 	}
 	if inRecovery {
-		return fmt.Errorf("primary (%s) is in recovery: --primary must be the read-write server: %w", pgconf.Addr(cfg), ErrInRecovery)
+		return fmt.Errorf("primary (%s) is in recovery: point --primary at the read-write server, or list every host with target_session_attrs=read-write: %w", pgconf.Addr(cfg), ErrInRecovery)
 	}
 	if reg == nil {
 		for _, s := range TableSQL() {
@@ -296,7 +315,7 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 	// The table is named by OID from the catalog: resolving its name
 	// would itself fail without USAGE on the schema.
 	var missing []string
-	err = conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
+	err := conn.QueryRow(ctx, `SELECT array_remove(ARRAY[
 		CASE WHEN has_schema_privilege(n.oid, 'USAGE') THEN NULL ELSE 'USAGE on schema '||n.nspname END,
 		CASE WHEN has_table_privilege(c.oid, 'SELECT') THEN NULL ELSE 'SELECT' END,
 		CASE WHEN has_table_privilege(c.oid, 'INSERT') THEN NULL ELSE 'INSERT' END,
@@ -315,7 +334,20 @@ func Check(ctx context.Context, cfg *pgx.ConnConfig) error {
 		return fmt.Errorf("user %q may not write %s on %s (missing %s); run as an administrator: %s: %w",
 			cfg.User, QualTable, pgconf.Addr(cfg), strings.Join(missing, ", "), strings.Join(grants, "; "), ErrNoPrivilege)
 	}
+	ensurePublication(ctx, conn)
 	return nil
+}
+
+// ensurePublication creates the walprobe_heartbeat publication when it is
+// missing; a role without the privilege leaves it missing (see checkConn).
+// The statement is SetupSQL's, guarded so it is idempotent.
+func ensurePublication(ctx context.Context, conn *pgx.Conn) {
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = $1)", Publication).Scan(&exists); err != nil || exists {
+		return
+	}
+	stmts := SetupSQL(SetupOptions{Publication: true})
+	_, _ = conn.Exec(ctx, stmts[len(stmts)-1])
 }
 
 func pgErrMsg(err error) string {

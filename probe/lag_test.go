@@ -2,7 +2,6 @@ package probe
 
 import (
 	"errors"
-	"fmt"
 	"log/slog"
 	"testing"
 	"time"
@@ -89,12 +88,12 @@ func TestSnapshotStateAgreesWithLag(t *testing.T) {
 	clk.Add(3 * time.Second) // no tick evaluated the target since
 	s := p.Snapshot()
 	ts := s.Targets[0]
-	if ts.Lag == nil || float64(*ts.Lag) != 3 || ts.State != StateLagging {
-		lag := "null"
+	if ts.Lag == nil || *ts.Lag != 3*time.Second || ts.State != StateLagging {
+		lag := "unknown"
 		if ts.Lag != nil {
-			lag = fmt.Sprint(float64(*ts.Lag))
+			lag = ts.Lag.String()
 		}
-		t.Fatalf("snapshot: state %v lag %vs, want lagging with lag 3s", ts.State, lag)
+		t.Fatalf("snapshot: state %v lag %v, want lagging with lag 3s", ts.State, lag)
 	}
 	if !ts.StateSince.Equal(clk.Now()) {
 		t.Fatalf("state_since %v, want the snapshot's instant %v", ts.StateSince, clk.Now())

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"math"
 	"testing"
 	"time"
 
@@ -31,17 +30,11 @@ func lsnLagOf(t *testing.T, p *Probe, now time.Time, consumer, lsn string) (lag,
 			if l.Lag == nil || l.PositionAge == nil {
 				t.Fatalf("%s %s: lag %v, position age %v: want both known", consumer, lsn, l.Lag, l.PositionAge)
 			}
-			return usecs(*l.Lag), usecs(*l.PositionAge)
+			return *l.Lag, *l.PositionAge
 		}
 	}
 	t.Fatalf("no LSN lag for %s %s in %+v", consumer, lsn, p.LSNLags(now))
 	return 0, 0
-}
-
-// usecs turns JSON seconds back into a duration, rounded to the
-// microsecond they keep.
-func usecs(s Seconds) time.Duration {
-	return time.Duration(math.Round(float64(s)*1e6)) * time.Microsecond
 }
 
 // A standby that had every beat when it last reported, 9 s ago, reads 0

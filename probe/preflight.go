@@ -35,16 +35,23 @@ func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig)
 		return false, nil
 	}
 	defer closeConn(conn)
+	return true, checkSession(ctx, name, kind, cfg, conn, true)
+}
+
+// checkSession is Preflight on an open connection; checkRole says whether
+// a standby that is not in recovery is the wrong role (at start-up) rather
+// than a promotion (once it has been seen in recovery).
+func checkSession(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig, conn *pgx.Conn, checkRole bool) error {
 	var version int
 	var inRecovery bool
 	if err := conn.QueryRow(ctx, "SELECT current_setting('server_version_num')::int, pg_is_in_recovery()").Scan(&version, &inRecovery); err != nil {
-		return true, pgconf.Explain(name, cfg, err)
+		return pgconf.Explain(name, cfg, err)
 	}
 	if version < MinServerVersion {
-		return true, fmt.Errorf("%s (%s): PostgreSQL %d.%d is older than the supported minimum 10: %w", name, pgconf.Addr(cfg), version/10000, version%10000, ErrTooOld)
+		return fmt.Errorf("%s (%s): PostgreSQL %d.%d is older than the supported minimum 10: %w", name, pgconf.Addr(cfg), version/10000, version%10000, ErrTooOld)
 	}
-	if kind == KindStandby && !inRecovery {
-		return true, fmt.Errorf("%s (%s) is not in recovery, so it is not a standby: list it with --endpoint if it is a read endpoint on a primary, or fix the DSN: %w", name, pgconf.Addr(cfg), ErrWrongRole)
+	if checkRole && kind == KindStandby && !inRecovery {
+		return fmt.Errorf("%s (%s) is not in recovery, so it is not a standby: list it with --endpoint if it is a read endpoint on a primary, or fix the DSN: %w", name, pgconf.Addr(cfg), ErrWrongRole)
 	}
 	// NULL when the table is not there (yet): a subscriber still syncing
 	// is a state, not a start-up error. CASE evaluates in order, so the
@@ -55,11 +62,11 @@ func Preflight(ctx context.Context, name string, kind Kind, cfg *pgx.ConnConfig)
 		WHEN NOT has_schema_privilege($1, 'USAGE') THEN false
 		WHEN to_regclass($2) IS NULL THEN NULL
 		ELSE has_table_privilege($2, 'SELECT') END`, heartbeat.Schema, heartbeat.QualTable).Scan(&canRead); err != nil {
-		return true, pgconf.Explain(name, cfg, err)
+		return pgconf.Explain(name, cfg, err)
 	}
 	if canRead != nil && !*canRead {
-		return true, fmt.Errorf("%s (%s): user %q may not read %s: run as an administrator where the table is written (the primary, for a standby or an endpoint on one; the subscriber itself): GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT ON %s TO %s: %w",
+		return fmt.Errorf("%s (%s): user %q may not read %s: run as an administrator where the table is written (the primary, for a standby or an endpoint on one; the subscriber itself): GRANT USAGE ON SCHEMA %s TO %s; GRANT SELECT ON %s TO %s: %w",
 			name, pgconf.Addr(cfg), cfg.User, heartbeat.QualTable, heartbeat.Schema, heartbeat.QuoteIdent(cfg.User), heartbeat.QualTable, heartbeat.QuoteIdent(cfg.User), heartbeat.ErrNoPrivilege)
 	}
-	return true, nil
+	return nil
 }

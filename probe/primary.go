@@ -28,7 +28,7 @@ type PrimaryWatcher struct {
 	warned   bool // the hidden-rows note was logged
 	// waits are the last commit-wait samples under the current settings
 	// (waitsFor); the median is reported. Only Run's goroutine uses them.
-	waits    []Seconds
+	waits    []time.Duration
 	waitsFor string
 }
 
@@ -113,9 +113,11 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 		}
 	}()
 	bo := pgconf.NewBackoff()
+	var connErr error
 	for {
 		if conn == nil {
 			c, err := pgconf.Connect(ctx, "primary", w.conn)
+			connErr = err
 			if err == nil {
 				conn = c
 				bo.Reset()
@@ -133,7 +135,7 @@ func (w *PrimaryWatcher) Run(ctx context.Context) error {
 		}
 		wait := w.interval
 		if conn == nil {
-			wait = max(wait, bo.NextBackOff())
+			wait = max(wait, pgconf.NextRetry(bo, connErr))
 		}
 		if !sleep(ctx, wait) {
 			return nil
@@ -242,17 +244,17 @@ func reportedAt(read time.Time, age *float64) *time.Time {
 
 // SlotRow is one pg_replication_slots row.
 type SlotRow struct {
-	SlotName          string `json:"slot_name"`
-	SlotType          string `json:"slot_type"`
-	Active            bool   `json:"active"`
-	ConfirmedFlushLSN string `json:"confirmed_flush_lsn,omitempty"`
-	RestartLSN        string `json:"restart_lsn,omitempty"`
-	ActivePID         *int32 `json:"active_pid,omitempty"`
+	SlotName          string
+	SlotType          string
+	Active            bool
+	ConfirmedFlushLSN string
+	RestartLSN        string
+	ActivePID         *int32
 	// AsOf is when the slot was at these positions, by the probe's clock:
 	// its walsender's last reply_time (AsOfSource reply_time), or the read
 	// (AsOfSource read) when no walsender streams it.
-	AsOf       time.Time `json:"as_of"`
-	AsOfSource string    `json:"as_of_source"`
+	AsOf       time.Time
+	AsOfSource string
 }
 
 // Where a position's as-of instant comes from.
@@ -271,24 +273,24 @@ type LSNLag struct {
 	// Consumer names the row, unique within a snapshot: the slot name
 	// for slots; application_name@client_addr for pg_stat_replication
 	// rows (see consumerNames).
-	Consumer string   `json:"consumer"`
-	Kind     string   `json:"kind"` // replication (pg_stat_replication) or slot
-	LSNName  string   `json:"lsn"`  // write, flush, replay, confirmed_flush, restart
-	LSN      string   `json:"position"`
-	Lag      *Seconds `json:"lag_seconds"`
-	Derived  string   `json:"derived_from"`
+	Consumer string
+	Kind     string // replication (pg_stat_replication) or slot
+	LSNName  string // write, flush, replay, confirmed_flush, restart
+	LSN      string
+	Lag      *time.Duration
+	Derived  string
 	// AsOf is the instant Lag holds for: when the consumer had LSN (its
 	// reply_time, or the read for a slot nobody streams), by the probe's
 	// clock. PositionAge is how long before the snapshot that was. Both
 	// nil when the server has not received a status message yet.
-	AsOf        *time.Time `json:"as_of"`
-	AsOfSource  string     `json:"as_of_source,omitempty"`
-	PositionAge *Seconds   `json:"position_age_seconds"`
+	AsOf        *time.Time
+	AsOfSource  string
+	PositionAge *time.Duration
 	// The pg_stat_replication row's identity (or the slot's active
 	// walsender): what tells two consumers with one name apart.
-	ApplicationName string `json:"application_name,omitempty"`
-	ClientAddr      string `json:"client_addr,omitempty"`
-	PID             int32  `json:"pid,omitempty"`
+	ApplicationName string
+	ClientAddr      string
+	PID             int32
 }
 
 // LSNLags maps every consumer position the primary reported to a time lag.
@@ -332,10 +334,10 @@ func (p *Probe) LSNLags(now time.Time) []LSNLag {
 		if asOf != nil {
 			at := *asOf
 			l.AsOf = &at
-			l.PositionAge = secs(now.Sub(at))
+			l.PositionAge = durationPtr(now.Sub(at))
 			if lsn, err := heartbeat.ParseLSN(l.LSN); err == nil {
 				if d, ok := p.ring.LSNLagAsOf(lsn, at); ok {
-					l.Lag = secs(d)
+					l.Lag = durationPtr(d)
 				}
 			}
 		}

@@ -76,8 +76,8 @@ func TestPrimaryWatcherDefaultStatusInterval(t *testing.T) {
 			if seen[k] == nil {
 				seen[k] = &worst{}
 			}
-			seen[k].lag = max(seen[k].lag, float64(*l.Lag))
-			seen[k].age = max(seen[k].age, float64(*l.PositionAge))
+			seen[k].lag = max(seen[k].lag, l.Lag.Seconds())
+			seen[k].age = max(seen[k].age, l.PositionAge.Seconds())
 		}
 		return len(names)
 	}

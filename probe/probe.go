@@ -2,7 +2,6 @@ package probe
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -66,8 +65,11 @@ func (NopObserver) Stages(StreamStages)           {}
 
 // Visibility is when one beat became visible on one target.
 type Visibility struct {
-	Target    string
-	Kind      Kind
+	Target string
+	Kind   Kind
+	// Backend is the server behind a read endpoint that showed the beat
+	// (address:port as it reported itself); empty for other kinds.
+	Backend   string
 	Beat      heartbeat.Beat
 	VisibleAt time.Time // estimate: midpoint of the bracketing interval
 	// Delay is VisibleAt − Beat.Acked: it is measured from the ack (the
@@ -134,6 +136,14 @@ func New(cfg Config, logger *slog.Logger) *Probe {
 		targets: map[string]*Target{},
 		beatCh:  make(chan struct{}),
 	}
+}
+
+// NewForTest is New on the clock now instead of time.Now, so a test in
+// another package (a golden /v1/state) gets the same snapshot every run.
+func NewForTest(cfg Config, logger *slog.Logger, now func() time.Time) *Probe {
+	p := New(cfg, logger)
+	p.now = now
+	return p
 }
 
 // Config returns the probe's effective configuration.
@@ -338,38 +348,36 @@ func (p *Probe) Run(ctx context.Context) error {
 	}
 }
 
-// Snapshot is the probe's whole state at one moment.
+// Snapshot is the probe's whole state at one moment. It is the domain's
+// view, in durations and explicit unknowns (nil); the JSON shapes that
+// show it live with the sinks that serialise it (sink/api for /v1/state).
 type Snapshot struct {
-	ProbeID     string           `json:"probe_id"`
-	At          time.Time        `json:"at"`
-	Interval    Seconds          `json:"interval_seconds"`
-	Beats       int64            `json:"beats"`
-	BeatsMissed int64            `json:"beats_missed"`
-	LastBeat    *BeatJSON        `json:"last_beat,omitempty"`
-	Primary     PrimaryJSON      `json:"primary"`
-	Targets     []TargetSnapshot `json:"targets"`
+	ProbeID     string
+	At          time.Time
+	Interval    time.Duration
+	Beats       int64 // beats acked
+	BeatsMissed int64
+	// LastBeat is the newest acked beat; nil before the first.
+	LastBeat *heartbeat.Beat
+	Primary  PrimarySnapshot
+	Targets  []TargetSnapshot // by name
 	// LSNLags are time lags derived from the LSNs the primary reports for
-	// consumers the probe does not read from (marked derived_from: lsn).
-	LSNLags []LSNLag `json:"lsn_lags"`
+	// consumers the probe does not read from.
+	LSNLags []LSNLag
 }
 
-// PrimaryJSON describes the writer's side.
-type PrimaryJSON struct {
-	Up      bool            `json:"up"`
-	Error   string          `json:"error,omitempty"`
-	Classic *ClassicPrimary `json:"classic,omitempty"`
-	// Sync is the primary's synchronous replication (nil until read).
-	Sync *SyncRep `json:"sync,omitempty"`
-}
-
-// BeatJSON is a beat as the API shows it.
-type BeatJSON struct {
-	Seq         int64     `json:"seq"`
-	Sent        time.Time `json:"sent"`
-	Acked       time.Time `json:"acked"`
-	LSN         string    `json:"lsn"`
-	PrimaryTime time.Time `json:"primary_time"`
-	WriteRTT    Seconds   `json:"write_rtt_seconds"`
+// PrimarySnapshot describes the writer's side.
+type PrimarySnapshot struct {
+	Up bool
+	// Error is why beats are not written (the connection), else a second
+	// writer sharing the heartbeat row; empty when neither.
+	Error string
+	// Classic is the primary's view of its consumers; nil before the
+	// first read.
+	Classic *ClassicPrimary
+	// Sync is the primary's synchronous replication; nil before the
+	// first read.
+	Sync *SyncRep
 }
 
 // Snapshot returns the current state of the probe and every target.
@@ -379,10 +387,10 @@ func (p *Probe) Snapshot() Snapshot {
 	s := Snapshot{
 		ProbeID:     p.cfg.ProbeID,
 		At:          now,
-		Interval:    Seconds(p.cfg.Interval.Seconds()),
+		Interval:    p.cfg.Interval,
 		Beats:       p.beats,
 		BeatsMissed: p.missed,
-		Primary:     PrimaryJSON{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic, Sync: p.syncRep},
+		Primary:     PrimarySnapshot{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic, Sync: p.syncRep},
 	}
 	if sr := p.syncRep; sr != nil && sr.Blocked != "" && !p.outageSince.IsZero() {
 		// Why the writer cannot write, before how it failed.
@@ -391,23 +399,21 @@ func (p *Probe) Snapshot() Snapshot {
 	ts := p.targetsLocked()
 	p.mu.Unlock()
 	if b, ok := p.ring.Newest(); ok {
-		s.LastBeat = &BeatJSON{Seq: b.Seq, Sent: b.Sent, Acked: b.Acked, LSN: b.LSN.String(), PrimaryTime: b.PrimaryTime, WriteRTT: Seconds(b.RTT().Seconds())}
+		s.LastBeat = &b
 	}
 	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
 	for _, t := range ts {
 		// State and lag from the same instant: a snapshot never says
 		// healthy beside a lag over the threshold.
+		t.evaluateBackends(now)
 		t.evaluateAt(now)
 		snap := t.snapshot(now)
 		if t.kind == KindStandby {
 			sync := p.Sync(t.name)
-			snap.SyncInfo = &sync
+			snap.Sync = &sync
 		}
 		s.Targets = append(s.Targets, snap)
 	}
 	s.LSNLags = p.LSNLags(now)
 	return s
 }
-
-// ErrUnknownTarget is returned for a name no target has.
-var ErrUnknownTarget = errors.New("unknown target")

@@ -40,12 +40,31 @@ type Reader struct {
 	now    func() time.Time
 	sched  *schedule
 	sql    readerSQL
-	polls  atomic.Int64 // queries sent
+	polls  *atomic.Int64 // queries sent, shared by an endpoint's connections
 	// prevStart is the start of the latest poll that answered. It
 	// outlives a session: after a slow poll forced a reconnect, the first
 	// poll on the new connection is bracketed from it, so the beats shown
 	// across the gap are timed (with a wider bound), not lost.
 	prevStart time.Time
+	// server is the server behind an endpoint that answered this
+	// connection's latest poll: its position drives the schedule.
+	server string
+	// diag is what the session checks and the diagnosis of a target that
+	// shows no beats keep (admit.go, diagnose.go); Run's goroutine only.
+	diag readerDiag
+}
+
+// lastSeen is the position this connection's schedule runs from: the
+// target's, or for an endpoint the position of the server that answered
+// this connection last.
+func (r *Reader) lastSeen() int64 {
+	if r.server != "" {
+		if seq, ok := r.target.LastSeenOf(r.server); ok {
+			return seq
+		}
+	}
+	seq, _ := r.target.LastSeen()
+	return seq
 }
 
 // NewReader validates cfg and registers the target with p.
@@ -76,6 +95,7 @@ func NewReader(cfg ReaderConfig, p *Probe, logger *slog.Logger) (*Reader, error)
 		now:    time.Now,
 		sched:  newSchedule(cfg.Interval),
 		sql:    newReaderSQL(cfg.Kind, cfg.ProbeID),
+		polls:  new(atomic.Int64),
 	}, nil
 }
 
@@ -87,11 +107,25 @@ func (r *Reader) Polls() int64 { return r.polls.Load() }
 
 // Run polls until ctx is done. Connection failures are states: the target
 // goes down and the reader reconnects with capped, jittered backoff.
+//
+// A read endpoint runs one such loop per address its host resolves to,
+// and discovers the servers behind each (see discover.go).
 func (r *Reader) Run(ctx context.Context) error {
+	if r.cfg.Kind == KindEndpoint {
+		return r.runEndpoint(ctx)
+	}
+	return r.run(ctx)
+}
+
+// run is the reconnecting loop of one connection.
+func (r *Reader) run(ctx context.Context) error {
 	bo := pgconf.NewBackoff()
 	var lastErr string
 	for ctx.Err() == nil {
 		conn, err := pgconf.Connect(ctx, r.cfg.Name, r.cfg.Conn)
+		if err == nil {
+			err = r.admit(ctx, conn) // admit.go
+		}
 		if err == nil {
 			r.target.Connected()
 			bo.Reset()
@@ -118,7 +152,7 @@ func (r *Reader) Run(ctx context.Context) error {
 			r.logger.Warn("target unreachable, retrying", "error", err.Error())
 			lastErr = err.Error()
 		}
-		if !sleep(ctx, bo.NextBackOff()) {
+		if !sleep(ctx, pgconf.NextRetry(bo, err)) {
 			return nil
 		}
 	}
@@ -175,20 +209,32 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 			// The deadline above may have replaced the one ctx set.
 			return ctx.Err()
 		}
-		seq, err := r.query(pc, withClassic)
+		seq, server, err := r.query(pc, withClassic)
 		end := r.now()
+		if r.unmeasured(ctx, pc, seq, err) { // diagnose_query.go
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		lower := r.prevStart
-		if lower.IsZero() {
-			lower = start
-		}
-		r.prevStart = start
 		if withClassic {
 			lastClassic = start
 		}
-		if v, ok := r.target.Seen(seq, lower, end); ok {
+		var v Visibility
+		var ok bool
+		if r.sql.server {
+			// Each server behind the endpoint keeps its own bracket.
+			r.server = server
+			v, ok = r.target.SeenFrom(server, seq, start, end)
+		} else {
+			lower := r.prevStart
+			if lower.IsZero() {
+				lower = start
+			}
+			r.prevStart = start
+			v, ok = r.target.Seen(seq, lower, end)
+		}
+		if ok {
 			r.sched.observe(v.Delay, v.ErrorBound, v.Beat.RTT())
 		}
 		return nil
@@ -239,7 +285,7 @@ func (r *Reader) session(ctx context.Context, conn *pgx.Conn) error {
 		// Beats a poll showed before their acks landed are timed from
 		// that poll, without another one.
 		r.target.TimeAhead()
-		seen, _ := r.target.LastSeen()
+		seen := r.lastSeen()
 		beat, outstanding := r.p.ring.FirstAfter(seen)
 		sinceClassic := r.now().Sub(lastClassic)
 		if !outstanding {
@@ -319,6 +365,11 @@ const subscriberSQL = `SELECT (` + pollSQL + `),
   count(pid)
 FROM pg_stat_subscription`
 
+// serverSQL names the server that answered, as address:port: behind a
+// pooler or load balancer, which backend this poll reached. A Unix-socket
+// session has no address: it reads "local".
+const serverSQL = `coalesce(host(inet_server_addr()), 'local') || ':' || coalesce(inet_server_port()::text, current_setting('port'))`
+
 // quoteLiteral returns s as an escape-string literal, which means the same
 // whatever standard_conforming_strings is set to.
 func quoteLiteral(s string) string {
@@ -330,15 +381,22 @@ func quoteLiteral(s string) string {
 // readerSQL holds one reader's statements with its probe id filled in.
 type readerSQL struct {
 	poll, classic string
-	columns       int // columns of the classic row
+	columns       int // columns of the classic row, without the server
+	// server: an endpoint's statements end with a column naming the
+	// server that answered (serverSQL).
+	server bool
 }
 
 func newReaderSQL(kind Kind, probeID string) readerSQL {
 	lit := quoteLiteral(probeID)
 	q := readerSQL{poll: fmt.Sprintf(pollSQL, lit)}
-	if kind == KindSubscriber {
+	switch kind {
+	case KindSubscriber:
 		q.classic, q.columns = fmt.Sprintf(subscriberSQL, lit), 5
-	} else {
+	case KindEndpoint:
+		q.poll = `SELECT (` + q.poll + `), ` + serverSQL
+		q.classic, q.columns, q.server = fmt.Sprintf(standbySQL, lit)+`, `+serverSQL, 6, true
+	default:
 		q.classic, q.columns = fmt.Sprintf(standbySQL, lit), 6
 	}
 	return q
@@ -350,17 +408,18 @@ var errShape = errors.New("unexpected reply shape")
 
 // query runs one poll and returns the seq the target shows (0 when the
 // row does not exist there yet).
-func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, error) {
+func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, string, error) {
 	r.polls.Add(1)
 	sql := r.sql.poll
 	if withClassic {
 		sql = r.sql.classic
 	}
 	var (
-		seq  int64
-		rows int
-		c    Classic
-		perr error
+		seq    int64
+		rows   int
+		c      Classic
+		perr   error
+		server string
 	)
 	// context.Background, exactly: pgconn then watches no context (the
 	// socket deadline bounds the poll).
@@ -373,6 +432,10 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, error) {
 				continue
 			}
 			vals := rr.Values()
+			if r.sql.server && len(vals) > 1 {
+				server = string(vals[len(vals)-1])
+				vals = vals[:len(vals)-1]
+			}
 			if !withClassic {
 				if len(vals) != 1 {
 					perr = fmt.Errorf("%w: %d columns, want 1", errShape, len(vals))
@@ -388,19 +451,22 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, error) {
 		}
 	}
 	if err := mrr.Close(); err != nil {
-		return 0, fmt.Errorf("poll: %w", err)
+		return 0, "", fmt.Errorf("poll: %w", err)
 	}
 	if perr != nil {
-		return 0, fmt.Errorf("poll: %w", perr)
+		return 0, "", fmt.Errorf("poll: %w", perr)
 	}
 	if rows > 1 {
-		return 0, fmt.Errorf("poll: %w: %d rows, want at most 1", errShape, rows)
+		return 0, "", fmt.Errorf("poll: %w: %d rows, want at most 1", errShape, rows)
+	}
+	if r.sql.server && server == "" {
+		return 0, "", fmt.Errorf("poll: %w: no server column", errShape)
 	}
 	if !withClassic {
-		return seq, nil
+		return seq, server, nil
 	}
 	if rows != 1 {
-		return 0, fmt.Errorf("poll: %w: no row for the classic numbers", errShape)
+		return 0, "", fmt.Errorf("poll: %w: no row for the classic numbers", errShape)
 	}
 	c.At = r.now()
 	if r.cfg.Kind == KindStandby && c.InRecovery != nil {
@@ -411,7 +477,7 @@ func (r *Reader) query(pc *pgconn.PgConn, withClassic bool) (int64, error) {
 		}
 	}
 	r.target.SetClassic(c)
-	return seq, nil
+	return seq, server, nil
 }
 
 // parseClassic parses the classic row (standbySQL or subscriberSQL).
@@ -472,7 +538,8 @@ func parseInt(b []byte) (*int64, error) {
 	return &n, nil
 }
 
-func parseSecs(b []byte) (*Seconds, error) {
+// parseSecs parses seconds (a float8 column as text); nil is NULL.
+func parseSecs(b []byte) (*time.Duration, error) {
 	if b == nil {
 		return nil, nil
 	}
@@ -480,8 +547,7 @@ func parseSecs(b []byte) (*Seconds, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: number %q", errShape, b)
 	}
-	s := Seconds(f)
-	return &s, nil
+	return durationPtr(fromSeconds(f)), nil
 }
 
 // atoi parses a decimal int64 without allocating.
@@ -532,10 +598,11 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-func fsecs(f *float64) *Seconds {
+// fsecs turns seconds scanned from a nullable float8 into a duration;
+// nil stays nil (NULL: not known).
+func fsecs(f *float64) *time.Duration {
 	if f == nil {
 		return nil
 	}
-	s := Seconds(*f)
-	return &s
+	return durationPtr(fromSeconds(*f))
 }

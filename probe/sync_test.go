@@ -113,7 +113,7 @@ func (r *syncRig) configure(ctx context.Context, t *testing.T, names, commit str
 			return false
 		}
 		for _, tg := range s.Targets {
-			if tg.SyncInfo == nil || tg.State != StateHealthy || tg.SyncInfo.State != want[tg.Name] {
+			if tg.Sync == nil || tg.State != StateHealthy || tg.Sync.State != want[tg.Name] {
 				return false
 			}
 		}
@@ -145,8 +145,8 @@ func describeSync(s Snapshot) string {
 	}
 	for _, tg := range s.Targets {
 		fmt.Fprintf(&b, "; %s %s lag %v", tg.Name, tg.State, tg.Lag)
-		if tg.SyncInfo != nil {
-			fmt.Fprintf(&b, " sync_state %s priority %v (%s)", tg.SyncInfo.State, tg.SyncInfo.Priority, tg.SyncInfo.Reason)
+		if tg.Sync != nil {
+			fmt.Fprintf(&b, " sync_state %s priority %v (%s)", tg.Sync.State, tg.Sync.Priority, tg.Sync.Reason)
 		}
 	}
 	return b.String()
@@ -213,8 +213,8 @@ func TestSyncReplication(t *testing.T) {
 				return len(got["standby1"]) >= beats && len(got["standby2"]) >= beats
 			})
 			for _, tg := range s.Targets {
-				if tg.SyncInfo.Priority == nil || *tg.SyncInfo.Priority != tt.wantPrio[tg.Name] {
-					t.Errorf("%s: sync_priority %v, want %d", tg.Name, tg.SyncInfo.Priority, tt.wantPrio[tg.Name])
+				if tg.Sync.Priority == nil || *tg.Sync.Priority != tt.wantPrio[tg.Name] {
+					t.Errorf("%s: sync_priority %v, want %d", tg.Name, tg.Sync.Priority, tt.wantPrio[tg.Name])
 				}
 			}
 			sr := s.Primary.Sync
@@ -230,7 +230,7 @@ func TestSyncReplication(t *testing.T) {
 			slices.Sort(rtts)
 			wait := "unknown"
 			if sr.CommitWait != nil {
-				wait = fmt.Sprintf("%.2fms", float64(*sr.CommitWait)*1000)
+				wait = fmt.Sprintf("%.2fms", ms(*sr.CommitWait))
 			}
 			t.Logf("commit wait estimate %s (%s); beat round trip median %.2fms", wait, sr.CommitWaitFrom, ms(rtts[len(rtts)/2]))
 			if len(tt.applied) == 0 {
@@ -333,8 +333,8 @@ func TestSyncReplication(t *testing.T) {
 			if tg.State != StateUnknown || tg.Lag != nil || tg.LagUpperBound == nil {
 				t.Errorf("%s: state %s lag %v upper bound %v, want unknown, null lag, a bound", tg.Name, tg.State, tg.Lag, tg.LagUpperBound)
 			}
-			if tg.Name == "standby1" && (tg.SyncInfo.State != SyncUnknown || !strings.Contains(tg.SyncInfo.Reason, "not connected")) {
-				t.Errorf("cut standby1: sync %+v, want unknown: listed but not connected", *tg.SyncInfo)
+			if tg.Name == "standby1" && (tg.Sync.State != SyncUnknown || !strings.Contains(tg.Sync.Reason, "not connected")) {
+				t.Errorf("cut standby1: sync %+v, want unknown: listed but not connected", *tg.Sync)
 			}
 		}
 		if err := r.c.RestoreReceiver(ctx, r.c.Standbys[0]); err != nil {

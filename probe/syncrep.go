@@ -46,16 +46,17 @@ const (
 // SyncStates lists every sync state, in the order metrics export them.
 var SyncStates = []string{SyncSync, SyncQuorum, SyncPotential, SyncAsync, SyncUnknown}
 
-// SyncInfo is a standby target's place in synchronous replication. It is
-// inlined into the target's object in /v1/state.
+// SyncInfo is a standby target's place in synchronous replication
+// (/v1/state shows it as sync_state, sync_priority and sync_reason on the
+// target).
 type SyncInfo struct {
 	// State is pg_stat_replication.sync_state of the row matched to the
 	// target, or SyncUnknown (Reason says why).
-	State string `json:"sync_state"`
+	State string
 	// Priority is pg_stat_replication.sync_priority (0 for an
 	// asynchronous standby); nil while State is unknown.
-	Priority *int   `json:"sync_priority"`
-	Reason   string `json:"sync_reason,omitempty"`
+	Priority *int
+	Reason   string
 }
 
 // Known reports whether the primary told the target's sync state.
@@ -63,41 +64,41 @@ func (s SyncInfo) Known() bool { return s.State != "" && s.State != SyncUnknown 
 
 // SyncRep is the primary's synchronous replication as of one watcher read.
 type SyncRep struct {
-	At time.Time `json:"at"`
+	At time.Time
 	// The settings as the watcher's session sees them. The watcher
 	// connects with the writer's DSN, so a synchronous_commit set for the
 	// role, the database or in the DSN's options applies to both.
-	SynchronousCommit string `json:"synchronous_commit"`
-	StandbyNames      string `json:"synchronous_standby_names"`
+	SynchronousCommit string
+	StandbyNames      string
 	// Method is "first" or "any", Num how many standbys a commit waits
 	// for, Listed the names in synchronous_standby_names; all empty when
 	// it is empty.
-	Method string   `json:"method,omitempty"`
-	Num    int      `json:"num_sync,omitempty"`
-	Listed []string `json:"listed,omitempty"`
+	Method string
+	Num    int
+	Listed []string
 	// Active: commits wait for standbys (names set, and synchronous_commit
 	// is on, remote_write or remote_apply).
-	Active bool `json:"active"`
+	Active bool
 	// WaitsFor names the standbys commits wait for now: the sync (FIRST)
 	// or quorum (ANY) rows, or, when too few stream, the listed standbys
 	// that do not. nil while pg_stat_replication is hidden.
-	WaitsFor []string `json:"commit_waits_for"`
+	WaitsFor []string
 	// CommitWait estimates how long a commit waits for them (see the
 	// package comment above); 0 when commits do not wait, nil when unknown.
-	CommitWait     *Seconds `json:"commit_wait_seconds"`
-	CommitWaitFrom string   `json:"commit_wait_from,omitempty"`
+	CommitWait     *time.Duration
+	CommitWaitFrom string
 	// Waiting is how many backends the watcher's role can see waiting for
 	// synchronous replication (wait_event SyncRep), OldestWait how long the
 	// oldest has run its statement.
-	Waiting    int64    `json:"commits_waiting"`
-	OldestWait *Seconds `json:"oldest_commit_wait_seconds,omitempty"`
+	Waiting    int64
+	OldestWait *time.Duration
 	// Blocked says, while commits wait, for whom and why: set while
 	// backends wait (Waiting > 0) and whenever fewer listed standbys
 	// stream than commits need.
-	Blocked string `json:"blocked,omitempty"`
+	Blocked string
 	// Hidden is set when pg_stat_replication's details are hidden from
 	// the role (no pg_monitor): the standbys' sync states are unknown.
-	Hidden string `json:"hidden,omitempty"`
+	Hidden string
 }
 
 // standbyNames is synchronous_standby_names, parsed.
@@ -218,7 +219,7 @@ var waitLevels = map[string]string{"on": "flush", "remote_write": "write", "remo
 // syncRepFrom derives SyncRep from the settings, the pg_stat_replication
 // rows (rows hidden: c.Hidden set) and the SyncRep waiters the watcher
 // saw. It is pure: the watcher reads, this decides.
-func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting int64, oldest *Seconds) SyncRep {
+func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting int64, oldest *time.Duration) SyncRep {
 	s := SyncRep{At: at, SynchronousCommit: commit, StandbyNames: names, Waiting: waiting, OldestWait: oldest, Hidden: c.Hidden}
 	sn, ok, err := parseStandbyNames(names)
 	if ok {
@@ -228,7 +229,7 @@ func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting i
 	s.Active = ok && waits
 	if !s.Active {
 		// Commits do not wait for standbys: the wait is known to be 0.
-		s.CommitWait, s.WaitsFor = new(Seconds), []string{}
+		s.CommitWait, s.WaitsFor = new(time.Duration), []string{}
 		s.CommitWaitFrom = "commits do not wait for standbys (synchronous_standby_names empty or synchronous_commit " + commit + ")"
 		if err != nil {
 			s.CommitWait, s.CommitWaitFrom = nil, err.Error()
@@ -279,11 +280,11 @@ func syncRepFrom(at time.Time, names, commit string, c ClassicPrimary, waiting i
 
 // commitWait is the estimate described in the package comment: the lag
 // at level of the standbys a commit waits for.
-func commitWait(sn standbyNames, level string, chosen []ReplicationRow) (*Seconds, string) {
-	var lags []Seconds
+func commitWait(sn standbyNames, level string, chosen []ReplicationRow) (*time.Duration, string) {
+	var lags []time.Duration
 	var from []string
 	for _, r := range chosen {
-		l := map[string]*Seconds{"write": r.WriteLag, "flush": r.FlushLag, "replay": r.ReplayLag}[level]
+		l := map[string]*time.Duration{"write": r.WriteLag, "flush": r.FlushLag, "replay": r.ReplayLag}[level]
 		if l != nil {
 			lags = append(lags, *l)
 			from = append(from, r.ApplicationName)
@@ -318,7 +319,7 @@ func ordinal(n int) string {
 
 // blockedReason says for whom commits wait, in the words an operator
 // needs: which standby, and whether it streams at all.
-func blockedReason(sn standbyNames, names, commit string, waitsFor, missing, streaming []string, waiting int64, oldest *Seconds) string {
+func blockedReason(sn standbyNames, names, commit string, waitsFor, missing, streaming []string, waiting int64, oldest *time.Duration) string {
 	who := "synchronous standby"
 	if len(waitsFor) != 1 {
 		who += "s"
@@ -331,7 +332,7 @@ func blockedReason(sn standbyNames, names, commit string, waitsFor, missing, str
 	}
 	fmt.Fprintf(&b, ": synchronous_standby_names = '%s', synchronous_commit = %s; %d backend(s) waiting", names, commit, waiting)
 	if oldest != nil {
-		fmt.Fprintf(&b, ", the oldest for %s", time.Duration(float64(*oldest)*float64(time.Second)).Round(time.Millisecond))
+		fmt.Fprintf(&b, ", the oldest for %s", oldest.Round(time.Millisecond))
 	}
 	return b.String()
 }

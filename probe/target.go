@@ -47,6 +47,16 @@ type Target struct {
 	heldStages []StreamStages
 	// dropped counts observations that cannot be true, by reason.
 	dropped map[DropReason]int64
+
+	// Read endpoints: a read address (a pooler, a load balancer, a DNS
+	// name) can hand each query or connection to a different server.
+	// backends holds one child Target per server that answered, each
+	// with its own position, bracket and lag; the endpoint's lag is the
+	// worst recent one (see backend.go). Nil for other kinds.
+	backends map[string]*backend
+	// parent and server are set on such a child.
+	parent *Target
+	server string
 }
 
 // DropReason says why an observation was dropped instead of timed.
@@ -82,6 +92,9 @@ func (t *Target) Kind() Kind { return t.kind }
 
 // LastSeen returns the highest seq the target has shown, and whether any
 // poll has succeeded yet.
+//
+// For a read endpoint it is the position of the server that answered
+// last (see LastSeenOf for one server's).
 func (t *Target) LastSeen() (int64, bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -188,19 +201,23 @@ func (t *Target) Seen(seq int64, lower, upper time.Time) (Visibility, bool) {
 // TimeAhead times the beats that a poll showed before their acks reached
 // the probe and that the ring now holds. It reports whether any was timed.
 func (t *Target) TimeAhead() bool {
+	any := false
+	for _, c := range t.children() {
+		any = c.TimeAhead() || any
+	}
 	t.mu.Lock()
 	if !t.known || len(t.ahead) == 0 {
 		t.mu.Unlock()
-		return false
+		return any
 	}
 	newest, ok := t.p.ring.Newest()
 	if !ok || newest.Seq <= t.lastSeen {
 		t.mu.Unlock()
-		return false
+		return any
 	}
 	seq := min(newest.Seq, t.ahead[len(t.ahead)-1].seq)
 	_, timed := t.timeLocked(seq, time.Time{}, time.Time{})
-	return timed
+	return timed || any
 }
 
 // timeLocked times every held beat in (lastSeen, seq]: from the first
@@ -234,7 +251,7 @@ func (t *Target) timeLocked(seq int64, lower, upper time.Time) (Visibility, bool
 			}
 			half := hi.Sub(lo) / 2
 			at := lo.Add(half)
-			vis = append(vis, Visibility{Target: t.name, Kind: t.kind, Beat: b, VisibleAt: at, Delay: at.Sub(b.Acked), ErrorBound: half})
+			vis = append(vis, Visibility{Target: t.name, Kind: t.kind, Backend: t.server, Beat: b, VisibleAt: at, Delay: at.Sub(b.Acked), ErrorBound: half})
 		})
 		k, at := 0, upper
 		for k < len(t.ahead) && t.ahead[k].seq <= seq {
@@ -309,6 +326,9 @@ func (t *Target) pendingLocked() {
 // lost takes the beats (from, to], lost in a failover, out of the
 // target's reckoning: those it had not shown count as lost.
 func (t *Target) lost(from, to int64) {
+	for _, c := range t.children() {
+		c.lost(from, to)
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if n := to - max(from, t.lastSeen); n > 0 && (t.known || t.lastSeen > 0) {
@@ -323,6 +343,9 @@ func (t *Target) lost(from, to int64) {
 // unshown beat when the target had shown every earlier one.
 // A beat the target showed before this ack (held in ahead) is timed now.
 func (t *Target) acked(b heartbeat.Beat) {
+	for _, c := range t.children() {
+		c.acked(b)
+	}
 	t.mu.Lock()
 	if t.pendSeq == 0 && b.Seq > t.lastSeen && (t.known || t.lastSeen > 0) {
 		t.pendSeq, t.pendAck = b.Seq, b.Acked
@@ -388,6 +411,9 @@ func (t *Target) Lag() (time.Duration, bool) {
 // answer, the time since the first missed beat, made every caught-up
 // replica look lagging during a primary outage.
 func (t *Target) lagLocked(now time.Time) (lag, bound time.Duration, ok bool) {
+	if t.backends != nil {
+		return t.endpointLagLocked(now)
+	}
 	if t.pendSeq != 0 {
 		return now.Sub(t.pendAck), 0, true
 	}
@@ -453,6 +479,12 @@ func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	}
 	t.transitions++
 	t.mu.Unlock()
+	if t.parent != nil {
+		return // a backend's state shows in its endpoint's backend list only
+	}
+	if to == StateConnecting {
+		t.forgetBackends()
+	}
 	ev := TransitionEvent{Target: t.name, Kind: t.kind, From: from, To: to, Event: e, Reason: reason, At: now}
 	level := slog.LevelInfo
 	if to == StateDown || to == StateStalled || to == StatePromoted {
@@ -462,34 +494,42 @@ func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	t.p.each(func(o Observer) { o.Transition(ev) })
 }
 
-// TargetSnapshot is one target in /v1/state.
+// TargetSnapshot is one target at one moment. nil is unknown, never 0.
 type TargetSnapshot struct {
-	Name        string    `json:"name"`
-	Kind        Kind      `json:"kind"`
-	State       State     `json:"state"`
-	StateSince  time.Time `json:"state_since"`
-	StateReason string    `json:"state_reason,omitempty"`
-	// Lag is the current lag; null until the target has been polled, and
-	// while it is unknown (state unknown: the primary cannot be written).
-	Lag *Seconds `json:"lag_seconds"`
+	Name        string
+	Kind        Kind
+	State       State
+	StateSince  time.Time
+	StateReason string
+	// Lag is the current lag; nil until the target has been polled since
+	// it (re)connected, and while it is unknown (state unknown: the
+	// primary cannot be written).
+	Lag *time.Duration
 	// LagUpperBound is set while the lag is unknown: the time since the
 	// writer stopped, which the lag cannot exceed.
-	LagUpperBound *Seconds `json:"lag_upper_bound_seconds,omitempty"`
-	// Delay and ErrorBound are the last timed beat's visibility delay.
-	Delay      *Seconds `json:"delay_seconds"`
-	ErrorBound *Seconds `json:"error_bound_seconds"`
-	LastSeq    *int64   `json:"last_seen_seq"`
-	BeatsTimed int64    `json:"beats_timed"`
-	LastError  string   `json:"last_error,omitempty"`
-	Classic    *Classic `json:"classic"`
-	// Dropped counts observations that cannot be true, by reason.
-	Dropped map[DropReason]int64 `json:"observations_dropped,omitempty"`
+	LagUpperBound *time.Duration
+	// Delay and ErrorBound are the last timed beat's visibility delay;
+	// nil before the first.
+	Delay      *time.Duration
+	ErrorBound *time.Duration
+	// LastSeq is the highest seq the target has shown; nil until polled.
+	LastSeq    *int64
+	BeatsTimed int64
+	LastError  string
+	// Classic holds the target's classic numbers; nil before the first read.
+	Classic *Classic
+	// Dropped counts observations that cannot be true, by reason; nil
+	// when there are none.
+	Dropped map[DropReason]int64
 	// BeatsLost counts beats lost in a failover before the target showed
 	// them (acked by the old primary, never on the new timeline).
-	BeatsLost int64 `json:"beats_lost"`
-	// SyncInfo (standbys only) is sync_state, sync_priority and
-	// sync_reason from the primary's pg_stat_replication (Probe.Sync).
-	*SyncInfo
+	BeatsLost int64
+	// Backends lists the servers behind a read endpoint that answered
+	// its polls (at most 16), worst lag first; Lag is the worst recent one.
+	Backends []BackendSnapshot
+	// Sync is a standby's place in synchronous replication, from the
+	// primary's pg_stat_replication (Probe.Sync); nil for other kinds.
+	Sync *SyncInfo
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {
@@ -501,15 +541,16 @@ func (t *Target) snapshot(now time.Time) TargetSnapshot {
 	if len(t.dropped) > 0 {
 		s.Dropped = maps.Clone(t.dropped)
 	}
+	s.Backends = t.backendsLocked(now)
 	if t.lastVis != nil {
-		s.Delay = secs(t.lastVis.Delay)
-		s.ErrorBound = secs(t.lastVis.ErrorBound)
+		s.Delay = durationPtr(t.lastVis.Delay)
+		s.ErrorBound = durationPtr(t.lastVis.ErrorBound)
 	}
 	if t.known {
 		if lag, bound, ok := t.lagLocked(now); ok {
-			s.Lag = secs(lag)
+			s.Lag = durationPtr(lag)
 		} else {
-			s.LagUpperBound = secs(bound)
+			s.LagUpperBound = durationPtr(bound)
 		}
 		s.LastSeq = new(t.lastSeen)
 	}

@@ -79,7 +79,7 @@ func (s *Stream) Run(ctx context.Context) error {
 		} else {
 			s.logger.LogAttrs(ctx, slog.LevelDebug, "stream still down", slog.String("error", msg))
 		}
-		t := time.NewTimer(bo.NextBackOff())
+		t := time.NewTimer(pgconf.NextRetry(bo, err))
 		select {
 		case <-ctx.Done():
 			t.Stop()

@@ -14,77 +14,6 @@ import (
 	"github.com/walprobe/walprobe/sink/slo"
 )
 
-func TestParseSLOs(t *testing.T) {
-	targets := map[string]probe.Kind{
-		"replica1": probe.KindStandby, "sub": probe.KindSubscriber, "stream": probe.KindStream,
-		"standby": probe.KindEndpoint, // a target named like a kind
-	}
-	const day = 24 * time.Hour
-	tests := []struct {
-		name    string
-		give    []string
-		want    []slo.Objective
-		wantErr []string // substrings; none: valid
-	}{
-		{"target with threshold", []string{"replica1=0.999@250ms"},
-			[]slo.Objective{{Target: "replica1", Kind: probe.KindStandby, Objective: 0.999, Threshold: 250 * time.Millisecond}}, nil},
-		{"kind, percent, window in days", []string{"subscriber=99.5%@2s/7d"},
-			[]slo.Objective{{Kind: probe.KindSubscriber, Objective: 0.995, Threshold: 2 * time.Second, Window: 7 * day}}, nil},
-		{"default threshold", []string{"*=0.99"},
-			[]slo.Objective{{Objective: 0.99, Threshold: 500 * time.Millisecond}}, nil},
-		{"go duration window", []string{"sub=0.9/36h"},
-			[]slo.Objective{{Target: "sub", Kind: probe.KindSubscriber, Objective: 0.9, Threshold: 500 * time.Millisecond, Window: 36 * time.Hour}}, nil},
-		{"bare kind word wins over a target of that name", []string{"standby=0.99@1s"},
-			[]slo.Objective{{Kind: probe.KindStandby, Objective: 0.99, Threshold: time.Second}}, nil},
-		{"explicit target form", []string{"target:standby=0.99@1s", "kind:stream=0.9@100ms"},
-			[]slo.Objective{
-				{Target: "standby", Kind: probe.KindEndpoint, Objective: 0.99, Threshold: time.Second},
-				{Kind: probe.KindStream, Objective: 0.9, Threshold: 100 * time.Millisecond},
-			}, nil},
-		{"several", []string{"*=0.99@1s", "standby=0.999@500ms", "replica1=0.95@3s/28d"},
-			[]slo.Objective{
-				{Objective: 0.99, Threshold: time.Second},
-				{Kind: probe.KindStandby, Objective: 0.999, Threshold: 500 * time.Millisecond},
-				{Target: "replica1", Kind: probe.KindStandby, Objective: 0.95, Threshold: 3 * time.Second, Window: 28 * day},
-			}, nil},
-		{"unknown target names the known ones", []string{"replcia1=0.99@1s"}, nil,
-			[]string{`--slo "replcia1=0.99@1s": no target named "replcia1"`, "replica1, standby, stream, sub"}},
-		{"no equals", []string{"0.99@1s"}, nil, []string{"want SELECTOR=OBJECTIVE"}},
-		{"objective 1", []string{"*=1@1s"}, nil, []string{`objective "1"`}},
-		{"objective over 100%", []string{"*=100%"}, nil, []string{`objective "100%"`}},
-		{"bad threshold and window at once", []string{"*=0.99@fast/forever"}, nil,
-			[]string{`threshold "fast"`, `window "forever"`}},
-		{"negative threshold", []string{"*=0.99@-1s"}, nil, []string{`threshold "-1s"`}},
-		{"window too short", []string{"*=0.99@1s/5m"}, nil, []string{`window "5m"`, "1h to 90d"}},
-		{"window too long", []string{"*=0.99@1s/91d"}, nil, []string{`window "91d"`}},
-		{"unknown kind", []string{"kind:replica=0.99"}, nil, []string{`unknown kind "replica"`}},
-		{"duplicate selector", []string{"replica1=0.99", "target:replica1=0.9"}, nil, []string{"selects the same targets"}},
-		{"every bad entry reported", []string{"nope=0.99", "*=2"}, nil, []string{`"nope=0.99"`, `"*=2"`}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseSLOs(tt.give, 500*time.Millisecond, targets)
-			if len(tt.wantErr) > 0 {
-				if err == nil {
-					t.Fatalf("parseSLOs(%q) = %+v, want an error", tt.give, got)
-				}
-				for _, w := range tt.wantErr {
-					if !strings.Contains(err.Error(), w) {
-						t.Errorf("error %q lacks %q", err, w)
-					}
-				}
-				return
-			}
-			if err != nil {
-				t.Fatalf("parseSLOs(%q): %v", tt.give, err)
-			}
-			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("parseSLOs(%q) =\n %+v\nwant\n %+v", tt.give, got, tt.want)
-			}
-		})
-	}
-}
-
 func TestAlertFlagsObjectives(t *testing.T) {
 	cfg := &config{stream: true, targets: []targetSpec{{name: "r1", kind: probe.KindStandby}}}
 	base := alertFlags{SLOThreshold: 500 * time.Millisecond, SLOWindow: 672 * time.Hour, SLOEvalInterval: 10 * time.Second}
@@ -189,7 +118,7 @@ func TestSLOFromYAML(t *testing.T) {
 			if !reflect.DeepEqual(c.Run.SLO, tt.want) {
 				t.Errorf("--slo from YAML = %q, want %q", c.Run.SLO, tt.want)
 			}
-			if _, err := parseSLOs(c.Run.SLO, time.Second, map[string]probe.Kind{"replica1": probe.KindStandby}); err != nil {
+			if _, err := slo.ParseObjectives("--slo", c.Run.SLO, time.Second, map[string]probe.Kind{"replica1": probe.KindStandby}); err != nil {
 				t.Errorf("entries from YAML do not parse: %v", err)
 			}
 		})

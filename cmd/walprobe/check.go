@@ -76,6 +76,10 @@ func (c *checkCmd) check(ctx context.Context, s streams) int {
 	// temporary logical slot per invocation costs the primary more than
 	// the check is worth.
 	cfg.listen, cfg.stream = "127.0.0.1:0", false
+	// A primary that rejects the probe leaves nothing to measure: UNKNOWN
+	// with its reason. A target that does is down: CRITICAL with its
+	// reason, beside the verdicts of the others.
+	cfg.failFast.primary = true
 
 	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
@@ -150,7 +154,7 @@ func (c *checkCmd) settled(snap probe.Snapshot) bool {
 		switch {
 		case t.BeatsTimed > 0 && t.Delay != nil:
 		case t.State == probe.StateDown || t.State == probe.StatePromoted:
-		case t.Lag != nil && float64(*t.Lag) >= c.Critical.Seconds():
+		case t.Lag != nil && *t.Lag >= c.Critical:
 		default:
 			return false
 		}
@@ -261,15 +265,15 @@ func delayOf(t probe.TargetSnapshot, b *behind, now time.Time) (d time.Duration,
 	case t.BeatsTimed > 0 && t.Delay != nil:
 		// A beat visible before its ack reached the probe has delay 0 for
 		// a plugin (pgpool reads -1 as "down").
-		return max(seconds(*t.Delay), 0), basisTimed, true
+		return max(*t.Delay, 0), basisTimed, true
 	case t.Lag == nil:
 		return 0, basisNone, false
 	case b == nil:
-		return seconds(*t.Lag), basisLag, true
+		return *t.Lag, basisLag, true
 	}
 	// The beat before the run is older than any of the run's own, so this
 	// is the larger; max only guards against clock steps.
-	d = max(seconds(*t.Lag), b.lower(now))
+	d = max(*t.Lag, b.lower(now))
 	if b.unshown.seq == b.shown.seq+1 {
 		// The newest beat before the run is the first one it has not
 		// shown: its age is the lag itself.
@@ -356,8 +360,6 @@ func pgpoolLines(cfg *config, snap probe.Snapshot, bh map[string]behind, now tim
 	}
 	return b.String(), n.String()
 }
-
-func seconds(s probe.Seconds) time.Duration { return time.Duration(float64(s) * float64(time.Second)) }
 
 func fmtSeconds(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 4, 64) + "s"

@@ -216,7 +216,7 @@ func TestComposeInitSQL(t *testing.T) {
 func TestDelayOfBehind(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	ago := func(d time.Duration) time.Time { return now.Add(-d) }
-	lag := probe.Seconds(1.5) // this run's own beat, unshown for 1.5 s
+	lag := 1500 * time.Millisecond // this run's own beat, unshown for 1.5 s
 	live := probe.TargetSnapshot{Name: "s", State: probe.StateLagging, Lag: &lag}
 	last := row{seq: 40, written: ago(2 * time.Hour)}
 	tests := []struct {

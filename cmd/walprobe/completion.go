@@ -52,7 +52,7 @@ complete -f -c %[2]s -a "(__complete_%[2]s)"
 func (c *completionCmd) Run(k *kong.Context, s streams) error {
 	tmpl, ok := completionScripts[c.Shell]
 	if !ok { // kong's enum check makes this unreachable from the CLI
-		return &configError{msg: fmt.Sprintf("completion %q: want bash, zsh or fish", c.Shell)}
+		return configErrorf("completion %q: want bash, zsh or fish", c.Shell)
 	}
 	bin, err := os.Executable()
 	if err != nil {

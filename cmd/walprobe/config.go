@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -45,7 +46,7 @@ func parseYAML(name string, data []byte) (kong.Resolver, error) {
 	var raw map[string]any
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&raw); err != nil && err != io.EOF {
-		return nil, fmt.Errorf("%s: not valid YAML: %v", name, err)
+		return nil, fmt.Errorf("%s: not valid YAML: %w", name, err)
 	}
 	c := &yamlConfig{path: name, values: map[string]any{}}
 	for k, v := range raw {
@@ -81,7 +82,7 @@ func (c *yamlConfig) Validate(app *kong.Application) error {
 		msgs = append(msgs, msg)
 	}
 	if len(msgs) > 0 {
-		return &configError{msg: strings.Join(msgs, "; ")}
+		return &configError{errors.New(strings.Join(msgs, "; "))}
 	}
 	return nil
 }
@@ -102,10 +103,10 @@ func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 	// echoes values it cannot convert.
 	key := strings.ReplaceAll(flag.Name, "-", "_")
 	if _, ok := v.(map[string]any); ok && !flag.IsSlice() {
-		return nil, &configError{msg: fmt.Sprintf("%s: key %q: want a single value, not a map", c.path, key)}
+		return nil, configErrorf("%s: key %q: want a single value, not a map", c.path, key)
 	}
 	if _, ok := v.([]any); ok && !flag.IsSlice() {
-		return nil, &configError{msg: fmt.Sprintf("%s: key %q: want a single value, not a list", c.path, key)}
+		return nil, configErrorf("%s: key %q: want a single value, not a list", c.path, key)
 	}
 	switch t := v.(type) {
 	case map[string]any:
@@ -119,7 +120,7 @@ func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 		for _, k := range keys {
 			s, ok := scalar(t[k])
 			if !ok {
-				return nil, &configError{msg: fmt.Sprintf("%s: key %q, entry %q: want NAME: DSN with the DSN a string", c.path, key, k)}
+				return nil, configErrorf("%s: key %q, entry %q: want NAME: DSN with the DSN a string", c.path, key, k)
 			}
 			out = append(out, k+"="+s)
 		}
@@ -129,7 +130,7 @@ func (c *yamlConfig) Resolve(_ *kong.Context, _ *kong.Path, flag *kong.Flag) (an
 		for i, e := range t {
 			s, ok := scalar(e)
 			if !ok {
-				return nil, &configError{msg: fmt.Sprintf("%s: key %q, item %d: want a string such as NAME=DSN", c.path, key, i+1)}
+				return nil, configErrorf("%s: key %q, item %d: want a string such as NAME=DSN", c.path, key, i+1)
 			}
 			out = append(out, s)
 		}
@@ -182,7 +183,17 @@ func levenshtein(a, b string) int {
 	return prev[len(b)]
 }
 
-// configError is a bad flag, key or value: exit status 2.
-type configError struct{ msg string }
+// configError is a bad flag, key or value: exit status 2. It wraps the
+// error that says what is wrong, so errors.Is and errors.As still reach
+// the lower layer's sentinels and types (heartbeat.ErrNotSetUp,
+// *pgconf.Error) through it.
+type configError struct{ err error }
 
-func (e *configError) Error() string { return e.msg }
+func (e *configError) Error() string { return e.err.Error() }
+
+func (e *configError) Unwrap() error { return e.err }
+
+// configErrorf is a configError from fmt.Errorf: wrap with %w.
+func configErrorf(format string, args ...any) error {
+	return &configError{fmt.Errorf(format, args...)}
+}

@@ -208,7 +208,7 @@ func (u *demoUI) render(s probe.Snapshot) string {
 		}
 		delay := "-"
 		if t.Delay != nil {
-			delay = fmt.Sprintf("%.1fms ±%.2fms", float64(*t.Delay)*1e3, float64(*t.ErrorBound)*1e3)
+			delay = fmt.Sprintf("%.1fms ±%.2fms", t.Delay.Seconds()*1e3, t.ErrorBound.Seconds()*1e3)
 		}
 		fmt.Fprintf(&b, "%-11s %-10s %-10s │ %-9s %-20s │ %-14s %-13s %-10s\n", t.Name, t.Kind, t.State, fmtSecs(t.Lag), delay, replay, exporter, gap)
 	}
@@ -224,11 +224,11 @@ func (u *demoUI) render(s probe.Snapshot) string {
 	return b.String()
 }
 
-func fmtSecs(s *probe.Seconds) string {
-	if s == nil {
+func fmtSecs(d *time.Duration) string {
+	if d == nil {
 		return "NULL"
 	}
-	return fmt.Sprintf("%.3fs", float64(*s))
+	return fmt.Sprintf("%.3fs", d.Seconds())
 }
 
 // eventLog keeps the last n log lines for the screen.

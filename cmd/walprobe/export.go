@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"regexp"
-	"sync/atomic"
 	"time"
 
-	"go.opentelemetry.io/otel"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/sink/history"
+	"github.com/walprobe/walprobe/sink/jsonl"
 	"github.com/walprobe/walprobe/sink/otlp"
 )
 
@@ -47,69 +44,47 @@ func (r *runCmd) exports(s streams) exportOptions {
 	return exportOptions{exportFlags: r.exportFlags, out: s.out}
 }
 
-// addExporters builds the MeterProvider (Prometheus plus OTLP when
-// configured) and attaches the optional sinks to a's probe. With no
-// options (demo) only the OTEL_* environment applies.
-func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions, prom sdkmetric.Reader, logger *slog.Logger) (*sdkmetric.MeterProvider, error) {
+// addExporters builds a's MeterProvider (Prometheus plus OTLP when
+// configured) and its optional sinks: OTLP traces, history, --json lines.
+// With no options (demo) only the OTEL_* environment applies.
+func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions, prom sdkmetric.Reader, logger *slog.Logger) error {
 	ex := exportOptions{exportFlags: exportFlags{TraceSampleRatio: 1, HistorySize: 3600, FlushTimeout: defaultFlushTimeout}}
 	if len(opts) > 0 {
 		ex = opts[0]
 	}
-	flush := ex.FlushTimeout
-	if flush <= 0 {
-		flush = defaultFlushTimeout
+	a.flush = ex.FlushTimeout
+	if a.flush <= 0 {
+		a.flush = defaultFlushTimeout
 	}
 	oc := otlp.Config{
 		Endpoint: ex.OTLPEndpoint, Protocol: ex.OTLPProtocol, Insecure: ex.OTLPInsecure,
 		SampleRatio: ex.TraceSampleRatio, ProbeID: cfg.probe.ProbeID, Version: version,
 	}
 	if err := oc.Validate(); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return &configError{err}
 	}
 	if oc.Enabled(otlp.SignalMetrics) || oc.Enabled(otlp.SignalTraces) {
-		// The SDK reports failed exports through this global; send them to
-		// our logger instead of its default stderr logger.
-		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			if errors.Is(err, context.Canceled) {
-				// Shutdown cancels the export in flight and exports
-				// once more: nothing is lost, nothing to check.
-				return
-			}
-			logger.Warn("otlp export failed; check the collector", "error", redactURLs(err.Error()))
-		}))
+		otlp.LogExportErrors(logger)
 	}
 	res, err := otlp.Resource(ctx, oc)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	readers := []sdkmetric.Option{sdkmetric.WithReader(prom), sdkmetric.WithResource(res)}
 	rd, ok, err := otlp.MetricReader(ctx, oc)
 	if err != nil {
-		return nil, &configError{msg: err.Error()}
+		return &configError{err}
 	}
 	if ok {
 		readers = append(readers, sdkmetric.WithReader(rd))
 		logger.Info("exporting metrics over otlp")
 	}
-	mp := sdkmetric.NewMeterProvider(readers...)
-	// Flush metrics as soon as the probe stops, in parallel with the trace
-	// flush and the webhook drain, so a collector that does not answer
-	// costs one flush timeout, not one per exporter. The provider's
-	// exporters time out on their own; this bounds shutdown, not export.
-	a.runs = append(a.runs, func(ctx context.Context) error {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), flush)
-		defer cancel()
-		if err := mp.Shutdown(sctx); err != nil {
-			logger.Warn("otlp metric flush", "error", err.Error())
-		}
-		return nil
-	})
+	a.mp = sdkmetric.NewMeterProvider(readers...)
 
 	tp, ok, err := otlp.TracerProvider(ctx, oc, res)
 	if err != nil {
-		_ = mp.Shutdown(ctx)
-		return nil, &configError{msg: err.Error()}
+		_ = a.mp.Shutdown(ctx)
+		return &configError{err}
 	}
 	if ok {
 		targets := make([]otlp.Target, 0, len(cfg.targets)+1)
@@ -121,89 +96,28 @@ func addExporters(ctx context.Context, a *app, cfg *config, opts []exportOptions
 		}
 		tr, err := otlp.NewTracer(otlp.TracerConfig{Targets: targets, Interval: cfg.probe.Interval, Timeout: ex.TraceTimeout}, tp, a.probe)
 		if err != nil {
-			_ = mp.Shutdown(ctx)
-			return nil, fmt.Errorf("beat traces: %w", err)
+			_ = a.mp.Shutdown(ctx)
+			return fmt.Errorf("beat traces: %w", err)
 		}
 		a.probe.Observe(tr)
+		a.tp, a.tracer = tp, tr
 		logger.Info("exporting beat traces over otlp", "sample_ratio", ex.TraceSampleRatio)
-		a.runs = append(a.runs, func(ctx context.Context) error {
-			err := tr.Run(ctx) // ends the open beats as ctx ends
-			sctx, cancel := context.WithTimeout(context.Background(), flush)
-			defer cancel()
-			if serr := tp.Shutdown(sctx); serr != nil {
-				logger.Warn("otlp trace flush", "error", serr.Error())
-			}
-			return err
-		})
 	}
 
 	h, err := history.New(history.Config{Capacity: ex.HistorySize, Interval: cfg.probe.Interval}, a.probe)
 	if err != nil {
-		_ = mp.Shutdown(ctx)
-		return nil, &configError{msg: "--history-size: " + err.Error()}
+		_ = a.mp.Shutdown(ctx)
+		return configErrorf("--history-size: %w", err)
 	}
 	a.probe.Observe(h)
 	a.http.Handle("GET /v1/history", h)
-	a.runs = append(a.runs, h.Run)
+	a.history = h
 
 	if ex.JSON && ex.out != nil {
-		j := &jsonLines{out: ex.out, ch: make(chan probe.Visibility, 1024), logger: logger}
-		a.probe.Observe(j)
-		a.runs = append(a.runs, j.Run)
+		a.jsonl = jsonl.New(ex.out, logger)
+		a.probe.Observe(a.jsonl)
 	}
-	return mp, nil
-}
-
-// jsonLines prints each timed beat as one JSON line. Observers must not
-// block, and stdout can (a slow pipe), so lines queue in a bounded channel
-// and are dropped, counted, when it is full.
-type jsonLines struct {
-	probe.NopObserver
-	out     io.Writer
-	ch      chan probe.Visibility
-	dropped atomic.Int64
-	logger  *slog.Logger
-}
-
-// beatLine is one line of --json output.
-type beatLine struct {
-	Target     string        `json:"target"`
-	Kind       probe.Kind    `json:"kind"`
-	Seq        int64         `json:"seq"`
-	LSN        string        `json:"lsn"`
-	Sent       time.Time     `json:"sent"`
-	Acked      time.Time     `json:"acked"`
-	VisibleAt  time.Time     `json:"visible_at"`
-	Delay      probe.Seconds `json:"delay_seconds"`
-	ErrorBound probe.Seconds `json:"error_bound_seconds"`
-}
-
-func (j *jsonLines) Visible(v probe.Visibility) {
-	select {
-	case j.ch <- v:
-	default:
-		j.dropped.Add(1)
-	}
-}
-
-// Run writes queued lines until ctx ends, then reports drops.
-func (j *jsonLines) Run(ctx context.Context) error {
-	enc := json.NewEncoder(j.out)
-	for {
-		select {
-		case <-ctx.Done():
-			if n := j.dropped.Load(); n > 0 {
-				j.logger.Warn("--json lines dropped: stdout was too slow", "dropped", n)
-			}
-			return nil
-		case v := <-j.ch:
-			_ = enc.Encode(beatLine{
-				Target: v.Target, Kind: v.Kind, Seq: v.Beat.Seq, LSN: v.Beat.LSN.String(),
-				Sent: v.Beat.Sent, Acked: v.Beat.Acked, VisibleAt: v.VisibleAt,
-				Delay: probe.Seconds(v.Delay.Seconds()), ErrorBound: probe.Seconds(v.ErrorBound.Seconds()),
-			})
-		}
-	}
+	return nil
 }
 
 // Validate lets kong report bad export flags with the others, before any
@@ -222,10 +136,3 @@ func (f *exportFlags) Validate() error {
 	}
 	return errors.Join(errs...)
 }
-
-// userinfo matches the user:password@ part of a URL in an error text (the
-// HTTP exporters quote their endpoint URL in errors).
-var userinfo = regexp.MustCompile(`(://)[^/@\s"]*@`)
-
-// redactURLs removes credentials embedded in URLs from s.
-func redactURLs(s string) string { return userinfo.ReplaceAllString(s, "${1}REDACTED@") }

@@ -22,7 +22,8 @@ type cli struct {
 	Config     kong.ConfigFlag `help:"YAML file with the same keys as the flags (flags and WALPROBE_* env win)." type:"existingfile" placeholder:"FILE"`
 	Run        runCmd          `cmd:"" help:"Watch a primary and its read targets; serve /metrics, /v1/state, /healthz."`
 	Check      checkCmd        `cmd:"" help:"One-shot Nagios/Icinga check (or --format pgpool): time one beat on every target, exit 0/1/2/3."`
-	Setup      setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary."`
+	Setup      setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary and on each subscriber."`
+	Doctor     doctorCmd       `cmd:"" help:"Check every server once (read-only): ✓ or ✗ with the exact fix; exit 0 when run has all it needs."`
 	Demo       demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
 	Version    versionCmd      `cmd:"" help:"Print the version."`
 	Completion completionCmd   `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`

@@ -266,12 +266,12 @@ func TestRunRealServer(t *testing.T) {
 	pw := c.Password
 	walprobeDSN := c.Primary.DSN("walprobe")
 
-	t.Run("primary in recovery exits 2", func(t *testing.T) {
-		code, stdout, stderr := runT(t, "run", "--primary", c.Standbys[0].DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
+	t.Run("primary in recovery exits 2 with --fail-fast", func(t *testing.T) {
+		code, stdout, stderr := runT(t, "run", "--fail-fast", "--primary", c.Standbys[0].DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
 		if code != 2 {
 			t.Errorf("exit status %d, want 2\nstderr:\n%s", code, stderr)
 		}
-		for _, w := range []string{"in recovery", "--primary must be the read-write server"} {
+		for _, w := range []string{"in recovery", "point --primary at the read-write server"} {
 			if !strings.Contains(stderr, w) {
 				t.Errorf("stderr does not say %q:\n%s", w, stderr)
 			}
@@ -316,7 +316,7 @@ func TestRunRealServer(t *testing.T) {
 		{
 			name:    "standby as primary",
 			give:    c.Standbys[0].DSN("walprobe"),
-			wantIn:  []string{"is in recovery", "--primary must be the read-write server"},
+			wantIn:  []string{"is in recovery", "point --primary at the read-write server"},
 			wantErr: heartbeat.ErrInRecovery,
 		},
 	}

@@ -23,7 +23,7 @@ func readPasswordFile(path string) (string, error) {
 	case errors.Is(err, fs.ErrPermission):
 		return "", fmt.Errorf("--password-file %s: permission denied: let the user running walprobe read it", path)
 	case err != nil:
-		return "", fmt.Errorf("--password-file %s: %v", path, errors.Unwrap(err))
+		return "", fmt.Errorf("--password-file %s: %w", path, errors.Unwrap(err))
 	case !fi.Mode().IsRegular():
 		return "", fmt.Errorf("--password-file %s: not a regular file", path)
 	case fi.Mode().Perm()&0o077 != 0:
@@ -34,13 +34,13 @@ func readPasswordFile(path string) (string, error) {
 		if errors.Is(err, fs.ErrPermission) {
 			return "", fmt.Errorf("--password-file %s: permission denied: let the user running walprobe read it", path)
 		}
-		return "", fmt.Errorf("--password-file %s: %v", path, errors.Unwrap(err))
+		return "", fmt.Errorf("--password-file %s: %w", path, errors.Unwrap(err))
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	if !sc.Scan() {
 		if err := sc.Err(); err != nil {
-			return "", fmt.Errorf("--password-file %s: cannot read it: %v", path, errors.Unwrap(err))
+			return "", fmt.Errorf("--password-file %s: cannot read it: %w", path, errors.Unwrap(err))
 		}
 		return "", fmt.Errorf("--password-file %s: empty: put the password on the first line", path)
 	}

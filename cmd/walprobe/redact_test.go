@@ -117,6 +117,22 @@ func TestNoExitMessageEchoesAPassword(t *testing.T) {
 		{name: "setup --role", give: []string{"setup", "--role", dsn}, want: 2},
 		{name: "setup --user-publication", give: []string{"setup", "--user-publication", dsn}, want: 2},
 
+		{name: "setup --subscriber", give: []string{"setup", "--subscriber", "s1=" + dsn}, want: 2},
+		{name: "setup --sync-timeout", give: []string{"setup", "--sync-timeout", dsn}, want: 2},
+
+		// doctor validates like run; an interval below the minimum makes
+		// every form of --primary a configuration error, parsable or not.
+		{name: "doctor --primary", give: []string{"doctor", "--primary", dsn, "--interval", "1ms"}, want: 2},
+		{name: "doctor --standby", give: []string{"doctor", "--standby", "r1=" + dsn}, want: 2},
+		{name: "doctor --subscriber", give: []string{"doctor", "--subscriber", "s1=" + dsn}, want: 2},
+		{name: "doctor --endpoint", give: []string{"doctor", "--endpoint", "e1=" + dsn}, want: 2},
+		{name: "doctor --interval", give: []string{"doctor", "--interval", dsn}, want: 2},
+		{name: "doctor --probe-id", give: []string{"doctor", "--probe-id", dsn}, want: 2},
+		{name: "doctor --listen", give: []string{"doctor", "--listen", dsn}, want: 2},
+		{name: "doctor --lag-threshold", give: []string{"doctor", "--lag-threshold", dsn}, want: 2},
+		{name: "doctor --stall-after", give: []string{"doctor", "--stall-after", dsn}, want: 2},
+		{name: "doctor --password-file", give: []string{"doctor", "--password-file", dsn}, want: 2},
+
 		{name: "demo --interval", give: []string{"demo", "--interval", dsn}, want: 2},
 		// A stray argument stops demo in kong, before it starts servers.
 		{name: "demo --listen", give: []string{"demo", "--listen", dsn, "x"}, want: 2},
@@ -140,6 +156,30 @@ func TestNoExitMessageEchoesAPassword(t *testing.T) {
 		{name: "yaml unterminated quote", give: []string{"run"}, yaml: "primary: \"" + dsn + "\n", want: 2},
 		{name: "yaml bad indentation", give: []string{"run"}, yaml: "primary: " + dsn + "\n  - " + dsn + "\n", want: 2},
 		{name: "yaml bad map entry", give: []string{"run"}, yaml: "standby:\n  r1: [\"" + dsn + "\"]\n", want: 2},
+	}
+	// doctor takes run's flags and uses only the servers: without
+	// --primary every one of them is a configuration error (2), whether
+	// its value parses or not.
+	explicit := map[string]bool{}
+	for _, tt := range tests {
+		explicit[tt.name] = true
+	}
+	dp, err := newParser(&cli{}, kong.Exit(func(int) {}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range dp.Model.Children {
+		for _, f := range n.Flags {
+			if name := "doctor --" + f.Name; n.Name == "doctor" && !f.IsBool() && !explicit[name] {
+				tests = append(tests, struct {
+					name string
+					give []string
+					env  map[string]string
+					yaml string
+					want int
+				}{name: name, give: []string{"doctor", "--" + f.Name, dsn}, want: 2})
+			}
+		}
 	}
 	for _, tt := range tests {
 		for form, d := range misplacedDSNs {

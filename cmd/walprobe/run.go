@@ -11,15 +11,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
-	"github.com/walprobe/walprobe/sink/api"
-	"github.com/walprobe/walprobe/sink/metrics"
-	"github.com/walprobe/walprobe/walstream"
 )
 
 type runCmd struct {
@@ -27,6 +22,7 @@ type runCmd struct {
 	exportFlags
 	LogLevel  string `help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
+	FailFast  bool   `help:"Exit with status 2 at start-up when a server rejects the probe or is not set up (pg_hba.conf, password, database, grants, role), instead of reporting it down and retrying." name:"fail-fast"`
 	alertFlags
 }
 
@@ -60,6 +56,9 @@ type config struct {
 	probe   probe.Config
 	listen  string
 	stream  bool
+	// failFast turns what a server rejects at start-up into a
+	// configError (preflight.go): for the primary, for the targets.
+	failFast struct{ primary, targets bool }
 }
 
 // validate parses every DSN and checks every value, reporting all problems
@@ -123,7 +122,7 @@ func (f probeFlags) validate() (*config, error) {
 	}
 	c.probe = probe.Config{ProbeID: id, Interval: f.Interval, LagThreshold: f.LagThreshold, StallAfter: f.StallAfter}
 	if err := errors.Join(errs...); err != nil {
-		return nil, &configError{msg: err.Error()}
+		return nil, &configError{err}
 	}
 	return c, nil
 }
@@ -134,6 +133,7 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	if err != nil {
 		return err
 	}
+	cfg.failFast.primary, cfg.failFast.targets = r.FailFast, r.FailFast
 	if err := r.alertFlags.check(cfg); err != nil {
 		return err
 	}
@@ -147,106 +147,14 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	return a.run(ctx)
 }
 
-// app is a wired probe: every component, ready to run.
-type app struct {
-	cfg    *config
-	probe  *probe.Probe
-	writer *heartbeat.Writer
-	http   *api.Server
-	mp     *sdkmetric.MeterProvider
-	runs   []func(context.Context) error
-}
-
-// build checks the primary once and wires every component. A primary that
-// is unreachable now is not an error (it is a state the probe reports);
-// a primary that is reachable but not set up, or in recovery, is.
+// build checks every server once (preflight.go: a server that is
+// unreachable or refuses the probe is a state, not an error, unless
+// --fail-fast) and wires every component (app.go).
 func build(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOptions) (*app, error) {
-	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err := heartbeat.Check(cctx, cfg.primary)
-	cancel()
-	var pgErr *pgconf.Error
-	switch {
-	case err == nil:
-	case errors.Is(err, heartbeat.ErrNotSetUp), errors.Is(err, heartbeat.ErrInRecovery), errors.Is(err, heartbeat.ErrNoPrivilege), pgconf.Rejected(err):
-		return nil, &configError{msg: err.Error()}
-	case errors.As(err, &pgErr):
-		logger.Warn("primary not reachable yet; beats count as missed until it is", "error", err.Error())
-	default:
+	if err := preflight(ctx, cfg, logger); err != nil {
 		return nil, err
 	}
-
-	for _, t := range cfg.targets {
-		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		up, err := probe.Preflight(pctx, t.name, t.kind, t.conn)
-		cancel()
-		if errors.Is(err, probe.ErrWrongRole) || errors.Is(err, probe.ErrTooOld) || errors.Is(err, heartbeat.ErrNoPrivilege) || pgconf.Rejected(err) {
-			return nil, &configError{msg: err.Error()}
-		}
-		if !up || err != nil {
-			logger.Warn("target not reachable yet; it is reported down until it is", "target", t.name)
-		}
-	}
-
-	p := probe.New(cfg.probe, logger)
-	a := &app{cfg: cfg, probe: p}
-	promReader, promHandler, err := metrics.Prometheus()
-	if err != nil {
-		return nil, err
-	}
-	a.http = api.New(cfg.listen, p, promHandler, logger)
-	a.http.Handle(api.ReadyPattern, api.Ready(p))
-	if a.mp, err = addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
-		return nil, err
-	}
-	if _, err := metrics.New(p, a.mp); err != nil {
-		return nil, err
-	}
-	if err := a.http.Listen(); err != nil {
-		return nil, &configError{msg: fmt.Sprintf("--listen %s: %v", cfg.listen, err)}
-	}
-	a.writer, err = heartbeat.NewWriter(heartbeat.WriterConfig{
-		Conn: cfg.primary, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn, OnConflict: p.WriterConflict,
-	}, logger)
-	if err != nil {
-		return nil, &configError{msg: err.Error()}
-	}
-	a.runs = append(a.runs, a.writer.Run, p.Run, a.http.Run, probe.NewPrimaryWatcher(cfg.primary, p, logger).Run)
-	for _, t := range cfg.targets {
-		rd, err := probe.NewReader(probe.ReaderConfig{Name: t.name, Kind: t.kind, Conn: t.conn, ProbeID: cfg.probe.ProbeID, Interval: cfg.probe.Interval}, p, logger)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		a.runs = append(a.runs, rd.Run)
-	}
-	if cfg.stream {
-		t, err := p.Register("stream", probe.KindStream)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		st, err := walstream.New(walstream.Config{Conn: cfg.primary, ProbeID: cfg.probe.ProbeID}, t, logger)
-		if err != nil {
-			return nil, &configError{msg: err.Error()}
-		}
-		a.runs = append(a.runs, st.Run)
-	}
-	return a, nil
-}
-
-func (a *app) writerConn() *pgx.ConnConfig { return a.cfg.primary }
-
-// run runs every component until ctx ends. Components return nil on
-// cancellation; the first error stops the rest.
-func (a *app) run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, r := range a.runs {
-		g.Go(func() error { return r(ctx) })
-	}
-	err := g.Wait()
-	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = a.mp.Shutdown(sctx)
-	return err
+	return wire(ctx, cfg, logger, ex...)
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {

@@ -65,9 +65,10 @@ func FuzzParseDSN(f *testing.F) {
 // fuzzPasswords reads the passwords out of dsn the way pgconn does, and
 // independently of Redact (which over-approximates on purpose):
 //
-//   - a URI (postgres:// or postgresql://): the userinfo password as written
-//     and percent-decoded, and every ?password= value as written and
-//     query-decoded;
+//   - a URI (postgres:// or postgresql://): the userinfo (before the first
+//     '@', if no '/' comes first) password as written and decoded the way
+//     libpq decodes a URI component (leading spaces skipped, up to the next
+//     space, %XX), and every ?password= value likewise;
 //   - key=value pairs: libpq's grammar, which pgconn follows. A keyword is
 //     a run of non-space bytes up to '=', matched case-sensitively
 //     ("PASSWORD=x" is an unknown keyword, not a password); a value is
@@ -92,25 +93,34 @@ func fuzzPasswords(dsn string) []string {
 func uriPasswords(dsn string) []string {
 	var out []string
 	_, rest, _ := strings.Cut(dsn, "://")
-	hostPart, query, _ := strings.Cut(rest, "?")
-	if at := strings.LastIndex(hostPart, "@"); at >= 0 {
-		if _, pw, ok := strings.Cut(hostPart[:at], ":"); ok && pw != "" {
-			out = append(out, pw)
-			if d, err := url.PathUnescape(pw); err == nil {
-				out = append(out, d)
-			}
+	// Like libpq: the userinfo is what precedes the first '@', if that
+	// comes before any '/'.
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		if _, pw, ok := strings.Cut(rest[:i], ":"); ok && pw != "" {
+			out = append(out, pw, uriValue(pw))
 		}
 	}
+	_, query, _ := strings.Cut(rest, "?")
 	for _, kv := range strings.Split(query, "&") {
 		k, v, _ := strings.Cut(kv, "=")
-		if dk, err := url.QueryUnescape(k); (err == nil && dk == "password") || k == "password" {
-			out = append(out, v)
-			if d, err := url.QueryUnescape(v); err == nil {
-				out = append(out, d)
-			}
+		if uriValue(k) == "password" || k == "password" {
+			out = append(out, v, uriValue(v))
 		}
 	}
 	return out
+}
+
+// uriValue decodes a URI component as libpq and pgconn do: leading
+// spaces skipped, the value ends at the next space, %XX decoded.
+func uriValue(raw string) string {
+	raw = strings.TrimLeft(raw, " ")
+	if i := strings.IndexByte(raw, ' '); i >= 0 {
+		raw = raw[:i]
+	}
+	if d, err := url.PathUnescape(raw); err == nil {
+		return d
+	}
+	return raw
 }
 
 // libpqPairs tokenises a key=value connection string: each pair is

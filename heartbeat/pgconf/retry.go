@@ -64,3 +64,26 @@ func Cancelled(err error) bool {
 	}
 	return false
 }
+
+// AuthRetry is the shortest wait before trying again after the server
+// refused the probe's credentials or host (28P01, 28000): each attempt is
+// a FATAL line in the server's log, and a rotated password is not fixed by
+// retrying sooner.
+const AuthRetry = 30 * time.Second
+
+// AuthFailed reports whether err is the server refusing the login: a
+// wrong password (28P01) or no pg_hba.conf entry (28000).
+func AuthFailed(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && (pe.Code == "28P01" || pe.Code == "28000")
+}
+
+// NextRetry is how long to wait before retrying after err: the backoff's
+// next interval, and at least AuthRetry after an authentication failure.
+func NextRetry(bo *backoff.ExponentialBackOff, err error) time.Duration {
+	d := bo.NextBackOff()
+	if AuthFailed(err) {
+		d = max(d, AuthRetry)
+	}
+	return d
+}

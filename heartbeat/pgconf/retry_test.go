@@ -63,3 +63,25 @@ func TestNewBackoff(t *testing.T) {
 		t.Errorf("MaxElapsedTime = %v, want 0 (never give up)", bo.MaxElapsedTime)
 	}
 }
+
+func TestNextRetry(t *testing.T) {
+	tests := []struct {
+		name    string
+		give    error
+		wantMin time.Duration
+		wantMax time.Duration
+	}{
+		{"wrong password", Explain("primary", nil, &pgconn.PgError{Code: "28P01"}), AuthRetry, AuthRetry},
+		{"pg_hba", &pgconn.PgError{Code: "28000"}, AuthRetry, AuthRetry},
+		{"refused", errors.New("dial tcp: connection refused"), 0, 5 * time.Second},
+		{"missing database", &pgconn.PgError{Code: "3D000"}, 0, 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := NextRetry(NewBackoff(), tt.give)
+			if got < tt.wantMin || got > tt.wantMax {
+				t.Errorf("NextRetry = %v, want in [%v, %v]", got, tt.wantMin, tt.wantMax)
+			}
+		})
+	}
+}

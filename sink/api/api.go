@@ -33,7 +33,7 @@ func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger)
 	s := &Server{addr: addr, mux: http.NewServeMux(), logger: logger.With("component", "http")}
 	s.mux.Handle("GET /metrics", metrics)
 	s.mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
-		sink.WriteJSON(w, http.StatusOK, p.Snapshot())
+		sink.WriteJSON(w, http.StatusOK, toState(p.Snapshot()))
 	})
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

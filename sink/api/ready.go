@@ -19,15 +19,15 @@ type ReadyBody struct {
 	Ready  bool        `json:"ready"`
 	State  probe.State `json:"state,omitempty"`
 	// Lag is the target's true lag; null while it is unknown.
-	Lag *probe.Seconds `json:"lag_seconds"`
+	Lag *sink.Seconds `json:"lag_seconds"`
 	// LagUnknown is true while the primary cannot be written and the
 	// target had shown every acked beat: lag_seconds is null and
 	// lag_upper_bound_seconds says how long that has lasted.
-	LagUnknown    bool           `json:"lag_unknown,omitempty"`
-	LagUpperBound *probe.Seconds `json:"lag_upper_bound_seconds,omitempty"`
-	MaxLag        probe.Seconds  `json:"max_lag_seconds"`
-	Strict        bool           `json:"strict,omitempty"`
-	Reason        string         `json:"reason"`
+	LagUnknown    bool          `json:"lag_unknown,omitempty"`
+	LagUpperBound *sink.Seconds `json:"lag_upper_bound_seconds,omitempty"`
+	MaxLag        sink.Seconds  `json:"max_lag_seconds"`
+	Strict        bool          `json:"strict,omitempty"`
+	Reason        string        `json:"reason"`
 }
 
 // LagUnknownHeader is set to "true" on a ready answer given while the
@@ -107,10 +107,10 @@ func Ready(p *probe.Probe) http.Handler {
 // readiness decides from one target snapshot; it is pure so the rules are
 // testable without a server.
 func readiness(ts probe.TargetSnapshot, maxLag time.Duration, strict bool) ReadyBody {
-	b := ReadyBody{Target: ts.Name, State: ts.State, Lag: ts.Lag, MaxLag: probe.Seconds(maxLag.Seconds()), Strict: strict}
+	b := ReadyBody{Target: ts.Name, State: ts.State, Lag: sink.SecondsPtr(ts.Lag), MaxLag: sink.SecondsOf(maxLag), Strict: strict}
 	switch {
 	case ts.State == probe.StateUnknown:
-		b.LagUnknown, b.LagUpperBound = true, ts.LagUpperBound
+		b.LagUnknown, b.LagUpperBound = true, sink.SecondsPtr(ts.LagUpperBound)
 		if strict {
 			b.Reason = "lag unknown: the primary cannot be written (strict: unknown is not ready)"
 		} else {
@@ -128,11 +128,11 @@ func readiness(ts probe.TargetSnapshot, maxLag time.Duration, strict bool) Ready
 		b.Reason = "target not measured yet since (re)connecting"
 	case ts.Lag == nil:
 		b.Reason = "lag unknown"
-	case float64(*ts.Lag) >= maxLag.Seconds():
-		b.Reason = fmt.Sprintf("lag %.3fs >= max_lag %s", float64(*ts.Lag), maxLag)
+	case *ts.Lag >= maxLag:
+		b.Reason = fmt.Sprintf("lag %.3fs >= max_lag %s", ts.Lag.Seconds(), maxLag)
 	default:
 		b.Ready = true
-		b.Reason = fmt.Sprintf("lag %.3fs < max_lag %s", float64(*ts.Lag), maxLag)
+		b.Reason = fmt.Sprintf("lag %.3fs < max_lag %s", ts.Lag.Seconds(), maxLag)
 	}
 	return b
 }

@@ -48,9 +48,9 @@ type ReadyzBody struct {
 	Ready bool `json:"ready"`
 	// LastBeatAge is how long ago the newest beat was acked; null before
 	// the first beat.
-	LastBeatAge *probe.Seconds `json:"last_beat_age_seconds"`
-	MaxAge      probe.Seconds  `json:"max_age_seconds"`
-	Reason      string         `json:"reason"`
+	LastBeatAge *sink.Seconds `json:"last_beat_age_seconds"`
+	MaxAge      sink.Seconds  `json:"max_age_seconds"`
+	Reason      string        `json:"reason"`
 }
 
 // ReadyzMaxAge is how old the newest beat may be for /readyz to answer
@@ -87,14 +87,13 @@ func Readyz(p *probe.Probe) http.Handler {
 // readyz decides from the newest beat's ack time (nil: none yet); it is
 // pure so the rule is testable without a server or a clock.
 func readyz(lastAcked *time.Time, now time.Time, maxAge time.Duration) ReadyzBody {
-	b := ReadyzBody{MaxAge: probe.Seconds(maxAge.Seconds())}
+	b := ReadyzBody{MaxAge: sink.SecondsOf(maxAge)}
 	if lastAcked == nil {
 		b.Reason = "no beat written yet: waiting for the first commit on the primary"
 		return b
 	}
 	age := max(now.Sub(*lastAcked), 0)
-	s := probe.Seconds(age.Seconds())
-	b.LastBeatAge = &s
+	b.LastBeatAge = sink.SecondsPtr(&age)
 	if age > maxAge {
 		b.Reason = fmt.Sprintf("last beat written %s ago, more than %s: the primary is not taking beats (see /v1/state primary.error)", age.Round(time.Millisecond), maxAge)
 		return b

@@ -3,24 +3,24 @@ package history
 import (
 	"time"
 
-	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // Stats summarise one quantity over a bucket, in seconds.
 type Stats struct {
-	Min probe.Seconds `json:"min"`
-	Avg probe.Seconds `json:"avg"`
-	Max probe.Seconds `json:"max"`
-	N   int           `json:"n"`
+	Min sink.Seconds `json:"min"`
+	Avg sink.Seconds `json:"avg"`
+	Max sink.Seconds `json:"max"`
+	N   int          `json:"n"`
 }
 
 // Bucket is one step of a downsampled history. Lag and Delay are null
 // when the bucket holds no such sample: a gap, not a zero.
 type Bucket struct {
-	Start         time.Time      `json:"start"`
-	Lag           *Stats         `json:"lag_seconds"`
-	Delay         *Stats         `json:"delay_seconds"`
-	MaxErrorBound *probe.Seconds `json:"max_error_bound_seconds"`
+	Start         time.Time     `json:"start"`
+	Lag           *Stats        `json:"lag_seconds"`
+	Delay         *Stats        `json:"delay_seconds"`
+	MaxErrorBound *sink.Seconds `json:"max_error_bound_seconds"`
 }
 
 // acc accumulates one quantity.
@@ -45,9 +45,9 @@ func (a *acc) stats() *Stats {
 		return nil
 	}
 	return &Stats{
-		Min: probe.Seconds(a.min.Seconds()),
-		Avg: probe.Seconds((a.sum / time.Duration(a.n)).Seconds()),
-		Max: probe.Seconds(a.max.Seconds()),
+		Min: sink.SecondsOf(a.min),
+		Avg: sink.SecondsOf((a.sum / time.Duration(a.n))),
+		Max: sink.SecondsOf(a.max),
 		N:   a.n,
 	}
 }
@@ -84,7 +84,7 @@ func downsample(samples []Sample, from, to time.Time, points int) []Bucket {
 	for i := range out {
 		out[i] = Bucket{Start: from.Add(time.Duration(i) * step), Lag: lags[i].stats(), Delay: delays[i].stats()}
 		if bounds[i].n > 0 {
-			m := probe.Seconds(bounds[i].max.Seconds())
+			m := sink.SecondsOf(bounds[i].max)
 			out[i].MaxErrorBound = &m
 		}
 	}

@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 func TestDownsample(t *testing.T) {
@@ -18,9 +18,9 @@ func TestDownsample(t *testing.T) {
 	}
 	type want struct {
 		lag, delay *Stats // nil: gap
-		eb         *probe.Seconds
+		eb         *sink.Seconds
 	}
-	sec := func(v float64) *probe.Seconds { s := probe.Seconds(v); return &s }
+	sec := func(v float64) *sink.Seconds { s := sink.Seconds(v); return &s }
 	tests := []struct {
 		name   string
 		give   []Sample

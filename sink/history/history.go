@@ -105,7 +105,7 @@ func (h *History) sample() {
 	defer h.mu.Unlock()
 	for _, t := range s.Targets {
 		if t.Lag != nil {
-			h.recordLocked(t.Name, Sample{At: s.At, Lag: time.Duration(float64(*t.Lag) * float64(time.Second)), HasLag: true})
+			h.recordLocked(t.Name, Sample{At: s.At, Lag: *t.Lag, HasLag: true})
 		}
 	}
 }
@@ -135,11 +135,11 @@ func (h *History) known(target string) bool {
 
 // Response is the body of GET /v1/history.
 type Response struct {
-	Target  string        `json:"target"`
-	From    time.Time     `json:"from"`
-	To      time.Time     `json:"to"`
-	Step    probe.Seconds `json:"step_seconds"`
-	Buckets []Bucket      `json:"buckets"`
+	Target  string       `json:"target"`
+	From    time.Time    `json:"from"`
+	To      time.Time    `json:"to"`
+	Step    sink.Seconds `json:"step_seconds"`
+	Buckets []Bucket     `json:"buckets"`
 }
 
 type apiError struct {
@@ -185,5 +185,5 @@ func (h *History) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	to := h.now()
 	from := to.Add(-since)
 	b := downsample(h.Samples(target, from), from, to, points)
-	sink.WriteJSON(w, http.StatusOK, Response{Target: target, From: from, To: to, Step: probe.Seconds((since / time.Duration(len(b))).Seconds()), Buckets: b})
+	sink.WriteJSON(w, http.StatusOK, Response{Target: target, From: from, To: to, Step: sink.SecondsOf(since / time.Duration(len(b))), Buckets: b})
 }

@@ -138,14 +138,14 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 		for _, t := range s.Targets {
 			attrs := metric.WithAttributes(TargetAttrs(t.Name, t.Kind)...)
 			if t.Lag != nil {
-				o.ObserveFloat64(lag, float64(*t.Lag), attrs)
+				o.ObserveFloat64(lag, t.Lag.Seconds(), attrs)
 			}
 			if t.LagUpperBound != nil {
-				o.ObserveFloat64(upper, float64(*t.LagUpperBound), attrs)
+				o.ObserveFloat64(upper, t.LagUpperBound.Seconds(), attrs)
 			}
 			if t.ErrorBound != nil {
-				o.ObserveFloat64(bound, float64(*t.ErrorBound), attrs)
-				o.ObserveFloat64(lastDelay, float64(*t.Delay), attrs)
+				o.ObserveFloat64(bound, t.ErrorBound.Seconds(), attrs)
+				o.ObserveFloat64(lastDelay, t.Delay.Seconds(), attrs)
 			}
 			o.ObserveInt64(lost, t.BeatsLost, attrs)
 			for _, r := range probe.DropReasons {
@@ -158,10 +158,10 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 				}
 				o.ObserveInt64(state, v, metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("state", string(st)))...))
 			}
-			if t.SyncInfo != nil {
+			if t.Sync != nil {
 				for _, st := range probe.SyncStates {
 					v := int64(0)
-					if st == t.SyncInfo.State {
+					if st == t.Sync.State {
 						v = 1
 					}
 					o.ObserveInt64(syncState, v, metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("sync_state", st))...))
@@ -169,35 +169,35 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			}
 			if c := t.Classic; c != nil {
 				if c.ReplayTimestampAge != nil {
-					o.ObserveFloat64(replayAge, float64(*c.ReplayTimestampAge), attrs)
+					o.ObserveFloat64(replayAge, c.ReplayTimestampAge.Seconds(), attrs)
 				}
 				if c.ExporterLag != nil {
-					o.ObserveFloat64(exporterLag, float64(*c.ExporterLag), attrs)
+					o.ObserveFloat64(exporterLag, c.ExporterLag.Seconds(), attrs)
 				}
 				if c.ReceiveReplayGapBytes != nil {
 					o.ObserveInt64(gap, *c.ReceiveReplayGapBytes, attrs)
 				}
-				for field, v := range map[string]*probe.Seconds{
+				for field, v := range map[string]*time.Duration{
 					"last_msg_receipt": c.SubscriptionReceiptAge, "last_msg_send": c.SubscriptionSendAge, "latest_end": c.SubscriptionEndAge,
 				} {
 					if v != nil {
-						o.ObserveFloat64(subAge, float64(*v), metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("field", field))...))
+						o.ObserveFloat64(subAge, v.Seconds(), metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("field", field))...))
 					}
 				}
 			}
 		}
 		if c := s.Primary.Classic; c != nil {
 			for _, r := range c.Replication {
-				for name, v := range map[string]*probe.Seconds{"write": r.WriteLag, "flush": r.FlushLag, "replay": r.ReplayLag} {
+				for name, v := range map[string]*time.Duration{"write": r.WriteLag, "flush": r.FlushLag, "replay": r.ReplayLag} {
 					if v != nil {
-						o.ObserveFloat64(replLag, float64(*v), metric.WithAttributes(attribute.String("application_name", r.ApplicationName), attribute.String("lsn", name)))
+						o.ObserveFloat64(replLag, v.Seconds(), metric.WithAttributes(attribute.String("application_name", r.ApplicationName), attribute.String("lsn", name)))
 					}
 				}
 			}
 		}
 		if sr := s.Primary.Sync; sr != nil {
 			if sr.CommitWait != nil {
-				o.ObserveFloat64(commitWait, float64(*sr.CommitWait))
+				o.ObserveFloat64(commitWait, sr.CommitWait.Seconds())
 			}
 			o.ObserveInt64(commitsWaiting, sr.Waiting)
 		}
@@ -207,13 +207,13 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 		aged := map[[2]string]bool{}
 		for _, l := range s.LSNLags {
 			if l.Lag != nil {
-				o.ObserveFloat64(lsnLag, float64(*l.Lag), metric.WithAttributes(
+				o.ObserveFloat64(lsnLag, l.Lag.Seconds(), metric.WithAttributes(
 					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind), attribute.String("lsn", l.LSNName)))
 			}
 			// One age per consumer: its positions share one report.
 			if k := [2]string{l.Consumer, l.Kind}; l.PositionAge != nil && !aged[k] {
 				aged[k] = true
-				o.ObserveFloat64(lsnAge, float64(*l.PositionAge), metric.WithAttributes(
+				o.ObserveFloat64(lsnAge, l.PositionAge.Seconds(), metric.WithAttributes(
 					attribute.String("consumer", l.Consumer), attribute.String("kind", l.Kind)))
 			}
 		}

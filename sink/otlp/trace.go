@@ -277,7 +277,7 @@ func (t *Tracer) spans(f finished) {
 			root.SetAttributes(attribute.StringSlice("walprobe.sync.waits_for", sr.WaitsFor))
 		}
 		if sr.CommitWait != nil {
-			root.SetAttributes(attribute.Float64("walprobe.sync.commit_wait", float64(*sr.CommitWait)))
+			root.SetAttributes(attribute.Float64("walprobe.sync.commit_wait", sr.CommitWait.Seconds()))
 		}
 	}
 	missing := 0

@@ -84,7 +84,7 @@ func TestTracerSyncAttributes(t *testing.T) {
 	prio := int32(1)
 	c := probe.ClassicPrimary{Replication: []probe.ReplicationRow{{ApplicationName: "standby1", State: "streaming", SyncState: "sync", SyncPriority: &prio}}}
 	p.SetPrimaryClassic(c)
-	wait := probe.Seconds(0.0003)
+	wait := 300 * time.Microsecond
 	p.SetSyncRep(probe.SyncRep{SynchronousCommit: "remote_apply", StandbyNames: "FIRST 1 (standby1)", Active: true, WaitsFor: []string{"standby1"}, CommitWait: &wait})
 	tr, err := NewTracer(TracerConfig{Targets: []Target{{Name: "standby1", Kind: probe.KindStandby}}, MaxOpen: 1}, tp, p)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
 // Objective is one lag SLO. Target or Kind select the targets it applies
@@ -42,7 +43,7 @@ type Config struct {
 	EvalEvery time.Duration
 	// OnAlert receives each alert when it fires and when it resolves. It
 	// is called from Evaluate and must not block.
-	OnAlert func(Alert)
+	OnAlert func(alert.Alert)
 }
 
 // maxWindow bounds the hourly ring: 90 days is 2160 buckets per target.

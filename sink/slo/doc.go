@@ -20,7 +20,9 @@
 // have its own compliance window. Every series is labelled with the
 // target, its kind and the objective judging it (objective, threshold,
 // compliance_window), so a burn rate always says what it burns against.
+// [ParseObjectives] reads them from SELECTOR=OBJECTIVE[@THRESHOLD][/WINDOW]
+// entries (walprobe run --slo).
 //
-// The package does not deliver alerts; it calls Config.OnAlert, which
-// cmd wires to a notifier such as sink/webhook.
+// The package does not deliver alerts; it calls Config.OnAlert with an
+// alert.Alert, which cmd wires to a notifier such as sink/webhook.
 package slo

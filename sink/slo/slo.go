@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
 // ScopeName is the instrumentation scope of the SLO instruments; it matches
@@ -24,24 +25,6 @@ const ScopeName = "github.com/walprobe/walprobe"
 // *probe.Probe is one.
 type Source interface {
 	Snapshot() probe.Snapshot
-}
-
-// Severities of the burn-rate alerts.
-const (
-	SeverityPage   = "page"
-	SeverityTicket = "ticket"
-)
-
-// Alert is one burn-rate alert changing state for one target.
-type Alert struct {
-	Name      string // e.g. slo_fast_burn_1h
-	Target    string
-	Kind      probe.Kind
-	Severity  string // SeverityPage or SeverityTicket
-	Summary   string
-	Firing    bool      // false: resolved
-	StartedAt time.Time // when it fired
-	EndedAt   time.Time // when it resolved; zero while firing
 }
 
 // rule is one multi-window multi-burn-rate alert (SRE workbook, ch. 5,
@@ -55,10 +38,10 @@ type rule struct {
 }
 
 var rules = []rule{
-	{"slo_fast_burn_1h", SeverityPage, time.Hour, 5 * time.Minute, 14.4},
-	{"slo_fast_burn_6h", SeverityPage, 6 * time.Hour, 30 * time.Minute, 6},
-	{"slo_slow_burn_1d", SeverityTicket, 24 * time.Hour, 2 * time.Hour, 3},
-	{"slo_slow_burn_3d", SeverityTicket, 72 * time.Hour, 6 * time.Hour, 1},
+	{"slo_fast_burn_1h", alert.SeverityPage, time.Hour, 5 * time.Minute, 14.4},
+	{"slo_fast_burn_6h", alert.SeverityPage, 6 * time.Hour, 30 * time.Minute, 6},
+	{"slo_slow_burn_1d", alert.SeverityTicket, 24 * time.Hour, 2 * time.Hour, 3},
+	{"slo_slow_burn_3d", alert.SeverityTicket, 72 * time.Hour, 6 * time.Hour, 1},
 }
 
 // Windows are the burn-rate windows exported as walprobe.slo.burn_rate.
@@ -254,13 +237,13 @@ func (s *SLO) Evaluate(now time.Time) {
 	if s.src != nil {
 		snap = s.src.Snapshot()
 	}
-	interval := time.Duration(float64(snap.Interval) * float64(time.Second))
+	interval := snap.Interval
 	type bad struct {
 		attrs metric.MeasurementOption
 		n     int64
 	}
 	var bads []bad
-	var alerts []Alert
+	var alerts []alert.Alert
 
 	s.mu.Lock()
 	for _, ts := range snap.Targets {
@@ -268,7 +251,7 @@ func (s *SLO) Evaluate(now time.Time) {
 		if !ok || ts.Lag == nil || interval <= 0 {
 			continue
 		}
-		lag := time.Duration(float64(*ts.Lag) * float64(time.Second))
+		lag := *ts.Lag
 		if lag <= t.obj.Threshold {
 			continue
 		}
@@ -301,14 +284,14 @@ func (s *SLO) Evaluate(now time.Time) {
 			switch {
 			case hot && !was:
 				t.firing[r.name] = now
-				alerts = append(alerts, Alert{
+				alerts = append(alerts, alert.Alert{
 					Name: r.name, Target: t.name, Kind: t.kind, Severity: r.severity, Firing: true, StartedAt: now,
 					Summary: fmt.Sprintf("%s burns its lag error budget at %.1fx over %s and %.1fx over %s (objective %g of beats within %s)",
 						t.name, long, windowName(r.long), short, windowName(r.short), t.obj.Objective, t.obj.Threshold),
 				})
 			case !hot && was:
 				delete(t.firing, r.name)
-				alerts = append(alerts, Alert{
+				alerts = append(alerts, alert.Alert{
 					Name: r.name, Target: t.name, Kind: t.kind, Severity: r.severity, StartedAt: started, EndedAt: now,
 					Summary: fmt.Sprintf("%s burn rate over %s is back under %.1fx", t.name, windowName(r.short), r.factor),
 				})

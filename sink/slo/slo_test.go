@@ -16,6 +16,7 @@ import (
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
 // fakeSource serves a snapshot whose lags the test sets.
@@ -27,7 +28,7 @@ type fakeSource struct {
 func (f *fakeSource) set(name string, kind probe.Kind, lag time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	l := probe.Seconds(lag.Seconds())
+	l := lag
 	for i := range f.snap.Targets {
 		if f.snap.Targets[i].Name == name {
 			f.snap.Targets[i].Lag = &l
@@ -45,7 +46,7 @@ func (f *fakeSource) Snapshot() probe.Snapshot {
 	return s
 }
 
-func newTestSLO(t *testing.T, src Source, mp metric.MeterProvider, clock *time.Time, onAlert func(Alert)) *SLO {
+func newTestSLO(t *testing.T, src Source, mp metric.MeterProvider, clock *time.Time, onAlert func(alert.Alert)) *SLO {
 	t.Helper()
 	s, err := New(Config{
 		Objectives: []Objective{{Objective: 0.999, Threshold: 500 * time.Millisecond}},
@@ -62,11 +63,11 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 	const interval = time.Second
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: probe.Seconds(interval.Seconds())}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: interval}}
 	reader := sdkmetric.NewManualReader()
 	mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
-	var alerts []Alert
-	s := newTestSLO(t, src, mp, &clock, func(a Alert) { alerts = append(alerts, a) })
+	var alerts []alert.Alert
+	s := newTestSLO(t, src, mp, &clock, func(a alert.Alert) { alerts = append(alerts, a) })
 
 	stallAt, recoverAt, end := t0.Add(10*time.Minute), t0.Add(30*time.Minute), t0.Add(50*time.Minute)
 	seq := int64(0)
@@ -90,7 +91,7 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 		}
 	}
 
-	var fired, resolved *Alert
+	var fired, resolved *alert.Alert
 	for i, a := range alerts {
 		if a.Target == "healthy" {
 			t.Errorf("healthy target alerted: %+v", a)
@@ -109,8 +110,8 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 	if d := fired.StartedAt.Sub(stallAt); d <= 0 || d > 5*time.Minute {
 		t.Errorf("fast burn fired %s after the stall, want within the 5m short window", d)
 	}
-	if fired.Severity != SeverityPage {
-		t.Errorf("severity = %q, want %q", fired.Severity, SeverityPage)
+	if fired.Severity != alert.SeverityPage {
+		t.Errorf("severity = %q, want %q", fired.Severity, alert.SeverityPage)
 	}
 	if resolved == nil {
 		t.Fatalf("slo_fast_burn_1h never resolved after recovery; alerts: %+v", alerts)
@@ -157,7 +158,7 @@ func TestBurnAlertFiresAndResolves(t *testing.T) {
 func TestMissedBeatsCountedOnce(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: 1}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: time.Second}}
 	s := newTestSLO(t, src, nil, &clock, nil)
 	// Stalled since t0: at t0+10.5s, beats acked t0..t0+10s are overdue: 11.
 	for _, step := range []time.Duration{5 * time.Second, 10500 * time.Millisecond, 10500 * time.Millisecond} {
@@ -176,7 +177,7 @@ func TestMissedBeatsCountedOnce(t *testing.T) {
 func TestMemoryFixed(t *testing.T) {
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	clock := t0
-	src := &fakeSource{snap: probe.Snapshot{Interval: 60}}
+	src := &fakeSource{snap: probe.Snapshot{Interval: time.Minute}}
 	s := newTestSLO(t, src, nil, &clock, nil)
 	for i := 0; clock.Before(t0.Add(40 * 24 * time.Hour)); i++ {
 		s.Visible(probe.Visibility{Target: "r1", Kind: probe.KindStandby, Beat: heartbeat.Beat{Acked: clock}, Delay: time.Duration(i%3) * 400 * time.Millisecond})

@@ -37,11 +37,6 @@ type Config struct {
 	// DrainTimeout bounds sending what is in flight or still queued once
 	// Run's context ends (default 5s): Run returns within it.
 	DrainTimeout time.Duration
-	// LagWarning and LagCritical fire lag_warning and lag_critical while a
-	// target's lag is at or over them; zero disables each.
-	LagWarning, LagCritical time.Duration
-	// EvalEvery is how often Run evaluates lag thresholds (default 10s).
-	EvalEvery time.Duration
 }
 
 // Defaults fills zero fields.
@@ -67,9 +62,6 @@ func (c *Config) Defaults() {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = 5 * time.Second
 	}
-	if c.EvalEvery == 0 {
-		c.EvalEvery = 10 * time.Second
-	}
 }
 
 // Validate reports every bad field at once. Errors name the URL's host
@@ -93,9 +85,6 @@ func (c Config) Validate() error {
 	}
 	if c.RetryWaitMin > c.RetryWaitMax {
 		errs = append(errs, fmt.Errorf("webhook retry wait: min %s is over max %s", c.RetryWaitMin, c.RetryWaitMax))
-	}
-	if c.LagWarning < 0 || c.LagCritical < 0 || (c.LagWarning > 0 && c.LagCritical > 0 && c.LagWarning > c.LagCritical) {
-		errs = append(errs, fmt.Errorf("webhook lag thresholds: warning %s, critical %s: want 0 <= warning <= critical", c.LagWarning, c.LagCritical))
 	}
 	return errors.Join(errs...)
 }

@@ -12,9 +12,7 @@
 // Slack {"text": ...} message. The URL's path and query often carry a
 // token, so they never reach a log or an error: both name the host only.
 //
-// Alert sources here: the Notifier is a probe.Observer that fires when a
-// target goes down or is promoted and resolves when it leaves that state,
-// fires stream_slot_lost when the logical stream loses the slot it was
-// streaming from and resolves it when a new slot streams, and it evaluates lag warning and critical thresholds from the probe's
-// snapshot. Other sources (sink/slo) call Notify.
+// It is transport only: it decides no alert. The alerts come from
+// sink/alert (its Rules and the alert.Alert type) and sink/slo; cmd/walprobe
+// hands them to Notify.
 package webhook

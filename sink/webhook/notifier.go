@@ -16,47 +16,36 @@ import (
 
 	"github.com/hashicorp/go-retryablehttp"
 
-	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
-// Source is where Run reads targets' lag for the lag thresholds;
-// *probe.Probe is one.
-type Source interface {
-	Snapshot() probe.Snapshot
-}
-
-// Notifier sends alerts to one webhook. It implements probe.Observer
-// (Transition only).
+// Notifier sends alerts to one webhook.
 type Notifier struct {
-	probe.NopObserver
 	cfg    Config
 	host   string // the only part of the URL that is ever logged
 	client *retryablehttp.Client
 	logger *slog.Logger
-	src    Source
 	now    func() time.Time
 
-	queue                 chan Alert
+	queue                 chan alert.Alert
 	dropped, sent, failed atomic.Int64
 
-	mu        sync.Mutex       // guards firing and streaming
-	firing    map[string]Alert // alert key → the firing alert
-	streaming map[string]bool  // stream targets that hold a slot (see slotLost)
+	mu     sync.Mutex             // guards firing
+	firing map[string]alert.Alert // alert key → the firing alert
 }
 
-// New validates cfg and returns a Notifier. src may be nil: then no lag
-// thresholds are evaluated.
-func New(cfg Config, src Source, logger *slog.Logger) (*Notifier, error) {
+// New validates cfg and returns a Notifier.
+func New(cfg Config, logger *slog.Logger) (*Notifier, error) {
 	cfg.Defaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	u, _ := url.Parse(cfg.URL) // validated
 	n := &Notifier{
-		cfg: cfg, host: u.Host, src: src, now: time.Now,
+		cfg: cfg, host: u.Host, now: time.Now,
 		logger: logger.With("component", "webhook", "host", u.Host),
-		queue:  make(chan Alert, cfg.QueueSize),
-		firing: map[string]Alert{}, streaming: map[string]bool{},
+		queue:  make(chan alert.Alert, cfg.QueueSize),
+		firing: map[string]alert.Alert{},
 	}
 	c := retryablehttp.NewClient()
 	c.HTTPClient.Timeout = cfg.Timeout
@@ -115,8 +104,8 @@ func jitterBackoff(lo, hi time.Duration, attempt int, resp *http.Response) time.
 // a resolved one if its key is firing; it never blocks. It reports whether
 // the alert was queued. When the queue is full the alert is dropped and
 // counted, and the key keeps its previous state so a repeat can retry.
-func (n *Notifier) Notify(a Alert) bool {
-	k := a.key()
+func (n *Notifier) Notify(a alert.Alert) bool {
+	k := a.Key()
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	prev, was := n.firing[k]
@@ -147,7 +136,7 @@ func (n *Notifier) Notify(a Alert) bool {
 			n.firing[k] = prev
 		}
 		n.dropped.Add(1)
-		n.logger.Debug("webhook queue full: alert dropped", "alert", a.Name, "target", a.Target, "status", a.status())
+		n.logger.Debug("webhook queue full: alert dropped", "alert", a.Name, "target", a.Target, "status", a.Status())
 		return false
 	}
 }
@@ -161,7 +150,7 @@ func (n *Notifier) Sent() int64 { return n.sent.Load() }
 // Failed is the number of notifications given up on.
 func (n *Notifier) Failed() int64 { return n.failed.Load() }
 
-// Run sends queued alerts and evaluates lag thresholds until ctx ends,
+// Run sends queued alerts until ctx ends,
 // then spends up to DrainTimeout sending what is still queued, and returns
 // nil. An alert in flight when ctx ends shares that budget instead of
 // being cut off: a slow receiver still gets it, a receiver that never
@@ -180,12 +169,6 @@ func (n *Notifier) Run(ctx context.Context) error {
 		}
 	})
 	defer stop()
-	var tick <-chan time.Time
-	if n.src != nil && (n.cfg.LagWarning > 0 || n.cfg.LagCritical > 0) {
-		t := time.NewTicker(n.cfg.EvalEvery)
-		defer t.Stop()
-		tick = t.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -193,8 +176,6 @@ func (n *Notifier) Run(ctx context.Context) error {
 			return nil
 		case a := <-n.queue:
 			n.send(sendCtx, a)
-		case <-tick:
-			n.EvaluateLag(n.src.Snapshot())
 		}
 	}
 }
@@ -213,21 +194,21 @@ func (n *Notifier) drain(ctx context.Context) {
 }
 
 // send posts one alert, retrying as checkRetry decides.
-func (n *Notifier) send(ctx context.Context, a Alert) {
+func (n *Notifier) send(ctx context.Context, a alert.Alert) {
 	err := n.post(ctx, a)
 	if err != nil {
 		n.failed.Add(1)
-		n.logger.Warn("alert not delivered", "alert", a.Name, "target", a.Target, "status", a.status(), "error", hostOnly(err.Error()))
+		n.logger.Warn("alert not delivered", "alert", a.Name, "target", a.Target, "status", a.Status(), "error", hostOnly(err.Error()))
 		return
 	}
 	n.sent.Add(1)
-	n.logger.Debug("alert delivered", "alert", a.Name, "target", a.Target, "status", a.status())
+	n.logger.Debug("alert delivered", "alert", a.Name, "target", a.Target, "status", a.Status())
 }
 
 // errStatus is a final non-2xx answer.
 var errStatus = errors.New("webhook answered with an error status")
 
-func (n *Notifier) post(ctx context.Context, a Alert) error {
+func (n *Notifier) post(ctx context.Context, a alert.Alert) error {
 	b, err := body(n.cfg.Format, a)
 	if err != nil {
 		return err

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/alert"
 )
 
 const (
@@ -86,7 +86,7 @@ func newTestNotifier(t *testing.T, cfg Config, logs io.Writer) *Notifier {
 	if cfg.RetryWaitMin == 0 {
 		cfg.RetryWaitMin, cfg.RetryWaitMax = time.Millisecond, 5*time.Millisecond
 	}
-	n, err := New(cfg, nil, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	n, err := New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +137,7 @@ func TestRetryDedupeResolve(t *testing.T) {
 	stop := start(t, n)
 
 	started := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	down := Alert{Name: AlertTargetDown, Target: "replica1", Severity: "critical", Summary: "replica1 is down", Firing: true, StartedAt: started}
+	down := alert.Alert{Name: alert.TargetDown, Target: "replica1", Severity: "critical", Summary: "replica1 is down", Firing: true, StartedAt: started}
 	if !n.Notify(down) {
 		t.Fatal("first firing Notify = false, want queued")
 	}
@@ -178,7 +178,7 @@ func TestRetryDedupeResolve(t *testing.T) {
 	if len(got) != 2 || got[0].Status != "firing" || got[1].Status != "resolved" {
 		t.Fatalf("payloads = %+v, want firing then resolved", got)
 	}
-	if got[0].Version != "1" || got[0].Alert != AlertTargetDown || got[0].Target != "replica1" || got[0].EndedAt != nil {
+	if got[0].Version != "1" || got[0].Alert != alert.TargetDown || got[0].Target != "replica1" || got[0].EndedAt != nil {
 		t.Errorf("firing payload = %+v", got[0])
 	}
 	if got[1].EndedAt == nil || !got[1].EndedAt.Equal(resolved.EndedAt) || !got[1].StartedAt.Equal(started) {
@@ -199,7 +199,7 @@ func TestClientErrorNotRetried(t *testing.T) {
 	var logs syncBuffer
 	n := newTestNotifier(t, Config{URL: srv.URL + "/hooks/" + canary}, &logs)
 	stop := start(t, n)
-	n.Notify(Alert{Name: AlertLagWarning, Target: "r1", Firing: true})
+	n.Notify(alert.Alert{Name: alert.LagWarning, Target: "r1", Firing: true})
 	waitFor(t, "failure", func() bool { return n.Failed() == 1 })
 	stop()
 	if got := rcv.requests(); got != 1 {
@@ -226,7 +226,7 @@ func TestReceiverDownDropsWithoutBlocking(t *testing.T) {
 	const alerts = 50
 	begin := time.Now()
 	for i := range alerts {
-		n.Notify(Alert{Name: AlertTargetDown, Target: "r" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Firing: true})
+		n.Notify(alert.Alert{Name: alert.TargetDown, Target: "r" + string(rune('a'+i%26)) + string(rune('a'+i/26)), Firing: true})
 	}
 	if d := time.Since(begin); d > time.Second {
 		t.Errorf("%d Notify calls took %s, want no blocking", alerts, d)
@@ -252,14 +252,14 @@ func TestReceiverDownDropsWithoutBlocking(t *testing.T) {
 }
 
 func TestFormats(t *testing.T) {
-	a := Alert{Name: "lag_critical", Target: "r1", Severity: "critical", Summary: "r1 lags", Firing: true,
+	a := alert.Alert{Name: "lag_critical", Target: "r1", Severity: "critical", Summary: "r1 lags", Firing: true,
 		StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	r := a
 	r.Firing, r.EndedAt = false, a.StartedAt.Add(time.Hour)
 	tests := []struct {
 		name string
 		give Format
-		in   Alert
+		in   alert.Alert
 		want string
 	}{
 		{"walprobe firing", FormatWalprobe, a, `{"version":"1","status":"firing","alert":"lag_critical","target":"r1","severity":"critical","summary":"r1 lags","started_at":"2026-01-02T03:04:05Z"}`},
@@ -293,77 +293,6 @@ func TestSign(t *testing.T) {
 	}
 }
 
-// queued empties n's queue without sending.
-func queued(n *Notifier) []Alert {
-	var out []Alert
-	for {
-		select {
-		case a := <-n.queue:
-			out = append(out, a)
-		default:
-			return out
-		}
-	}
-}
-
-func TestTransitionAlerts(t *testing.T) {
-	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook"}, io.Discard)
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ev := func(from, to probe.State) probe.TransitionEvent {
-		return probe.TransitionEvent{Target: "r1", Kind: probe.KindStandby, From: from, To: to, Reason: "x", At: at}
-	}
-	tests := []struct {
-		give probe.TransitionEvent
-		want string // name/status queued; "" none
-	}{
-		{ev(probe.StateHealthy, probe.StateLagging), ""},
-		{ev(probe.StateLagging, probe.StateDown), AlertTargetDown + "/firing"},
-		{ev(probe.StateDown, probe.StateDown), ""},
-		{ev(probe.StateDown, probe.StateConnecting), AlertTargetDown + "/resolved"},
-		{ev(probe.StateConnecting, probe.StatePromoted), AlertTargetPromoted + "/firing"},
-		{ev(probe.StatePromoted, probe.StateDown), AlertTargetPromoted + "/resolved," + AlertTargetDown + "/firing"},
-	}
-	for _, tt := range tests {
-		n.Transition(tt.give)
-		var got []string
-		for _, a := range queued(n) {
-			got = append(got, a.Name+"/"+a.status())
-		}
-		if g := strings.Join(got, ","); g != tt.want {
-			t.Errorf("Transition(%s → %s) queued %q, want %q", tt.give.From, tt.give.To, g, tt.want)
-		}
-	}
-}
-
-func TestEvaluateLag(t *testing.T) {
-	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook", LagWarning: time.Second, LagCritical: 5 * time.Second}, io.Discard)
-	snap := func(lag float64) probe.Snapshot {
-		l := probe.Seconds(lag)
-		return probe.Snapshot{Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, Lag: &l}, {Name: "unknown"}}}
-	}
-	tests := []struct {
-		give float64
-		want string
-	}{
-		{0.1, ""},
-		{2, "lag_warning/firing"},
-		{3, ""},
-		{6, "lag_critical/firing"},
-		{7, ""},
-		{0.2, "lag_warning/resolved,lag_critical/resolved"},
-	}
-	for _, tt := range tests {
-		n.EvaluateLag(snap(tt.give))
-		var got []string
-		for _, a := range queued(n) {
-			got = append(got, a.Name+"/"+a.status())
-		}
-		if g := strings.Join(got, ","); g != tt.want {
-			t.Errorf("lag %vs queued %q, want %q", tt.give, g, tt.want)
-		}
-	}
-}
-
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -371,8 +300,8 @@ func TestConfigValidate(t *testing.T) {
 		want []string
 	}{
 		{"valid", Config{URL: "https://hooks.example.com/x?token=" + canary}, nil},
-		{"all bad", Config{URL: "ftp://h/" + canary, Format: "xml", QueueSize: -1, RetryMax: -1, LagWarning: 5, LagCritical: 1},
-			[]string{"webhook url", "format \"xml\"", "queue size -1", "retries -1", "lag thresholds"}},
+		{"all bad", Config{URL: "ftp://h/" + canary, Format: "xml", QueueSize: -1, RetryMax: -1},
+			[]string{"webhook url", "format \"xml\"", "queue size -1", "retries -1"}},
 		{"relative", Config{URL: "/hook/" + canary}, []string{"webhook url"}},
 	}
 	for _, tt := range tests {
@@ -400,57 +329,6 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// TestStreamSlotLost walks the stream target through the transitions the
-// probe reports: stream_slot_lost fires only when a stream that held a
-// slot goes down, once, and resolves when a new slot streams.
-func TestStreamSlotLost(t *testing.T) {
-	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook"}, io.Discard)
-	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	ev := func(from, to probe.State, e probe.Event) probe.TransitionEvent {
-		return probe.TransitionEvent{Target: "stream", Kind: probe.KindStream, From: from, To: to, Event: e, Reason: "walsender terminated", At: at}
-	}
-	tests := []struct {
-		name string
-		give probe.TransitionEvent
-		want string // name/status queued; "" none
-	}{
-		{"never streamed: down is target_down only", ev(probe.StateConnecting, probe.StateDown, probe.EventConnLost), AlertTargetDown + "/firing"},
-		{"slot created", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected), AlertTargetDown + "/resolved"},
-		{"first beat", ev(probe.StateConnecting, probe.StateHealthy, probe.EventLagOK), ""},
-		{"walsender terminated", ev(probe.StateHealthy, probe.StateDown, probe.EventConnLost),
-			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
-		{"reconnect fails again", ev(probe.StateDown, probe.StateDown, probe.EventConnLost), ""},
-		{"new slot streams", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected),
-			AlertStreamSlotLost + "/resolved," + AlertTargetDown + "/resolved"},
-		{"lost again before its first beat", ev(probe.StateConnecting, probe.StateDown, probe.EventConnLost),
-			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
-		{"back", ev(probe.StateDown, probe.StateConnecting, probe.EventConnected),
-			AlertStreamSlotLost + "/resolved," + AlertTargetDown + "/resolved"},
-		{"stalled then lost", ev(probe.StateStalled, probe.StateDown, probe.EventConnLost),
-			AlertStreamSlotLost + "/firing," + AlertTargetDown + "/firing"},
-	}
-	for _, tt := range tests {
-		n.Transition(tt.give)
-		var got []string
-		for _, a := range queued(n) {
-			got = append(got, a.Name+"/"+a.status())
-			if a.Name == AlertStreamSlotLost && a.Firing && !strings.Contains(a.Summary, "walsender terminated") {
-				t.Errorf("%s: summary %q does not say why", tt.name, a.Summary)
-			}
-		}
-		if g := strings.Join(got, ","); g != tt.want {
-			t.Errorf("%s: Transition(%s → %s) queued %q, want %q", tt.name, tt.give.From, tt.give.To, g, tt.want)
-		}
-	}
-	// A standby going down never fires stream_slot_lost.
-	n.Transition(probe.TransitionEvent{Target: "r1", Kind: probe.KindStandby, From: probe.StateHealthy, To: probe.StateDown, At: at})
-	for _, a := range queued(n) {
-		if a.Name == AlertStreamSlotLost {
-			t.Errorf("standby down queued %s", a.Name)
-		}
-	}
-}
-
 // TestShutdownFlushBounded: an alert in flight when Run's context ends is
 // still delivered by a slow receiver, and a receiver that never answers
 // holds Run up for DrainTimeout at most.
@@ -466,7 +344,7 @@ func TestShutdownFlushBounded(t *testing.T) {
 		defer srv.Close()
 		n := newTestNotifier(t, Config{URL: srv.URL, DrainTimeout: 2 * time.Second}, io.Discard)
 		stop := start(t, n)
-		n.Notify(Alert{Name: AlertTargetDown, Target: "r1", Firing: true})
+		n.Notify(alert.Alert{Name: alert.TargetDown, Target: "r1", Firing: true})
 		<-inFlight
 		begin := time.Now()
 		stop()
@@ -501,7 +379,7 @@ func TestShutdownFlushBounded(t *testing.T) {
 		n := newTestNotifier(t, Config{URL: "http://" + ln.Addr().String() + "/hook", Timeout: time.Minute, DrainTimeout: drain}, io.Discard)
 		stop := start(t, n)
 		for _, r := range []string{"r1", "r2", "r3"} {
-			n.Notify(Alert{Name: AlertTargetDown, Target: r, Firing: true})
+			n.Notify(alert.Alert{Name: alert.TargetDown, Target: r, Firing: true})
 		}
 		<-accepted
 		begin := time.Now()
@@ -519,41 +397,4 @@ func TestShutdownFlushBounded(t *testing.T) {
 			_ = c.Close()
 		}
 	})
-}
-
-// While the writer cannot write, one primary_unreachable alert fires, and
-// the caught-up targets (unknown, lag null) raise no lag alert; it
-// resolves once beats are written again.
-func TestPrimaryUnreachable(t *testing.T) {
-	n := newTestNotifier(t, Config{URL: "http://127.0.0.1:1/hook", LagWarning: time.Second, LagCritical: 5 * time.Second}, io.Discard)
-	ub := probe.Seconds(30)
-	zero := probe.Seconds(0)
-	outage := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimaryJSON{Up: false, Error: "primary (db:5432/app): connection refused"},
-		Targets: []probe.TargetSnapshot{
-			{Name: "r1", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
-			{Name: "r2", Kind: probe.KindStandby, State: probe.StateUnknown, LagUpperBound: &ub},
-		}}
-	back := probe.Snapshot{BeatsMissed: 30, Primary: probe.PrimaryJSON{Up: true},
-		Targets: []probe.TargetSnapshot{{Name: "r1", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}, {Name: "r2", Kind: probe.KindStandby, State: probe.StateHealthy, Lag: &zero}}}
-	tests := []struct {
-		give probe.Snapshot
-		want string
-	}{
-		{outage, "primary_unreachable/firing"},
-		{outage, ""},
-		{back, "primary_unreachable/resolved"},
-	}
-	for i, tt := range tests {
-		n.EvaluateLag(tt.give)
-		var got []string
-		for _, a := range queued(n) {
-			got = append(got, a.Name+"/"+a.status())
-			if a.Name == AlertPrimaryUnreachable && (a.Target != "primary" || (a.Firing && !strings.Contains(a.Summary, "connection refused"))) {
-				t.Errorf("alert %+v: want target primary and the writer's error in the summary", a)
-			}
-		}
-		if g := strings.Join(got, ","); g != tt.want {
-			t.Errorf("step %d queued %q, want %q", i, g, tt.want)
-		}
-	}
 }

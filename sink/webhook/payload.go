@@ -8,27 +8,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/walprobe/walprobe/sink/alert"
 )
-
-// Alert is one alert changing state. Name and Target form its key.
-type Alert struct {
-	Name      string
-	Target    string
-	Severity  string // e.g. warning, critical, page, ticket
-	Summary   string
-	Firing    bool      // false: resolved
-	StartedAt time.Time // when it began firing
-	EndedAt   time.Time // when it resolved; zero while firing
-}
-
-func (a Alert) key() string { return a.Name + "\x00" + a.Target }
-
-func (a Alert) status() string {
-	if a.Firing {
-		return "firing"
-	}
-	return "resolved"
-}
 
 // PayloadVersion is the version of the walprobe body.
 const PayloadVersion = "1"
@@ -53,7 +35,7 @@ type amAlert struct {
 	EndsAt      *time.Time        `json:"endsAt,omitempty"`
 }
 
-func body(f Format, a Alert) ([]byte, error) {
+func body(f Format, a alert.Alert) ([]byte, error) {
 	var ended *time.Time
 	if !a.Firing {
 		t := a.EndedAt.UTC()
@@ -69,10 +51,10 @@ func body(f Format, a Alert) ([]byte, error) {
 			EndsAt:      ended,
 		}}
 	case FormatSlack:
-		v = map[string]string{"text": fmt.Sprintf("[%s] %s %s (%s): %s", strings.ToUpper(a.status()), a.Name, a.Target, a.Severity, a.Summary)}
+		v = map[string]string{"text": fmt.Sprintf("[%s] %s %s (%s): %s", strings.ToUpper(a.Status()), a.Name, a.Target, a.Severity, a.Summary)}
 	default:
 		v = Payload{
-			Version: PayloadVersion, Status: a.status(), Alert: a.Name, Target: a.Target,
+			Version: PayloadVersion, Status: a.Status(), Alert: a.Name, Target: a.Target,
 			Severity: a.Severity, Summary: a.Summary, StartedAt: a.StartedAt.UTC(), EndedAt: ended,
 		}
 	}

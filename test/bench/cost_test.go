@@ -85,6 +85,12 @@ func BenchmarkCost(b *testing.B) {
 		}
 	})
 
+	b.Run("polls_per_beat_delayed", func(b *testing.B) {
+		for b.Loop() {
+			pollsPerBeatDelayed(b, tb)
+		}
+	})
+
 	b.Run("table_size_10k_upserts", func(b *testing.B) {
 		for b.Loop() {
 			ctx := context.Background()
@@ -271,4 +277,53 @@ func startProfile(b *testing.B, name string) func() {
 			b.Fatalf("heap profile: %v", err)
 		}
 	}
+}
+
+// pollsPerBeatDelayed runs three standbys with recovery_min_apply_delay
+// 1 s, 30 s and 5 min side by side at a 1 s interval and counts each
+// reader's statements per beat once its delay is learnt (the first beat
+// timed plus four), over 60 s. The old schedule's dense window grew with
+// the delay (104 statements per beat at 20 s and 200 ms beats); now it
+// grows with the delays' scatter only.
+func pollsPerBeatDelayed(b *testing.B, tb *table) {
+	ctx := context.Background()
+	c := startCluster(b, cluster.Options{Standbys: 3})
+	delays := []time.Duration{time.Second, 30 * time.Second, 5 * time.Minute}
+	var specs []spec
+	for i, d := range delays {
+		if err := c.SetApplyDelay(ctx, c.Standbys[i], d); err != nil {
+			b.Fatal(err)
+		}
+		specs = append(specs, spec{c.Standbys[i].Name, probe.KindStandby, c.Standbys[i].DSN("walprobe")})
+	}
+	r := newRig(b, c, time.Second, specs...)
+	defer r.stop()
+	for i, d := range delays {
+		name := c.Standbys[i].Name
+		deadline := time.Now().Add(d + 60*time.Second)
+		for len(r.obs.all()) == 0 || countFor(r.obs.all(), name) < 5 {
+			if time.Now().After(deadline) {
+				b.Fatalf("%s (apply delay %v): fewer than 5 beats timed", name, d)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		rd := r.readers[name]
+		p0, n0 := rd.Polls(), countFor(r.obs.all(), name)
+		time.Sleep(60 * time.Second)
+		p1, n1 := rd.Polls(), countFor(r.obs.all(), name)
+		per := float64(p1-p0) / float64(max(n1-n0, 1))
+		b.ReportMetric(per, fmt.Sprintf("polls/beat-%v", d))
+		tb.add(fmt.Sprintf("polls per beat, apply delay %v", d), fmt.Sprintf("%.2f", per),
+			fmt.Sprintf("Reader.Polls() %d over %d beats timed in 60 s once the delay was learnt, 1 s interval", p1-p0, n1-n0))
+	}
+}
+
+func countFor(vis []probe.Visibility, target string) int {
+	n := 0
+	for _, v := range vis {
+		if v.Target == target {
+			n++
+		}
+	}
+	return n
 }

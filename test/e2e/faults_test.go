@@ -28,7 +28,7 @@ func TestFaultsAreStates(t *testing.T) {
 		for time.Since(stopped) < 5*time.Second {
 			time.Sleep(250 * time.Millisecond)
 			if s := r.target(t, "standby1"); s.Lag != nil && time.Since(stopped) > time.Second {
-				minLag = min(minLag, float64(*s.Lag)-time.Since(stopped).Seconds())
+				minLag = min(minLag, s.Lag.Seconds()-time.Since(stopped).Seconds())
 			}
 		}
 		snap := r.p.Snapshot()
@@ -48,7 +48,7 @@ func TestFaultsAreStates(t *testing.T) {
 		}
 		waitFor(t, 30*time.Second, "standby1 healthy after the primary returned", func() bool {
 			s := r.target(t, "standby1")
-			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < 1
+			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < time.Second
 		})
 	})
 
@@ -70,7 +70,7 @@ func TestFaultsAreStates(t *testing.T) {
 		}
 		waitFor(t, 30*time.Second, "standby1 healthy after restart", func() bool {
 			s := r.target(t, "standby1")
-			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < 1
+			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < time.Second
 		})
 	})
 

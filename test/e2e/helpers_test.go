@@ -134,11 +134,12 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 	t.Fatalf("timed out after %s waiting for %s", d, what)
 }
 
-func secs(s *probe.Seconds) float64 {
-	if s == nil {
+// secs is *d in seconds, -1 when unknown.
+func secs(d *time.Duration) float64 {
+	if d == nil {
 		return -1
 	}
-	return float64(*s)
+	return d.Seconds()
 }
 
 type testWriter struct{ t *testing.T }

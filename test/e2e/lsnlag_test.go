@@ -36,7 +36,7 @@ func TestLSNLag(t *testing.T) {
 	lagOf := func(consumer, lsn string) (float64, bool) {
 		for _, l := range r.p.Snapshot().LSNLags {
 			if l.Consumer == consumer && l.LSNName == lsn && l.Lag != nil {
-				return float64(*l.Lag), true
+				return l.Lag.Seconds(), true
 			}
 		}
 		return 0, false

@@ -294,7 +294,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	t.Logf("healthy: rows %v, points %v, refreshes %d", page.rows, page.points, page.refreshes)
 	// The primary's view, turned into time: standby1's pg_stat_replication
 	// row and the stream's temporary slot.
-	if !strings.Contains(dom, `<tr data-consumer="standby1">`) {
+	if !strings.Contains(dom, `<tr data-consumer="standby1@127.0.0.1">`) {
 		t.Errorf("the LSN-derived table has no row for standby1")
 	}
 	if strings.Contains(dom, c.Password) {

@@ -72,8 +72,9 @@ func TestPrimarySide(t *testing.T) {
 		if strings.Contains(err.Error(), c.Password) {
 			t.Errorf("error carries the password")
 		}
-		// The binary exits 2 with the same SQL.
-		out, code := runBinary(t, "run", "--primary", dsn, "--no-stream", "--listen", "127.0.0.1:0")
+		// With --fail-fast the binary exits 2 with the same SQL (without,
+		// the writer is down with it: test/faults TestStartupErrors).
+		out, code := runBinary(t, "run", "--fail-fast", "--primary", dsn, "--no-stream", "--listen", "127.0.0.1:0")
 		if code != 2 || !strings.Contains(out, "CREATE TABLE IF NOT EXISTS walprobe.heartbeat") {
 			t.Errorf("walprobe run exit %d, output:\n%s", code, out)
 		}
@@ -112,7 +113,7 @@ func TestPrimarySide(t *testing.T) {
 	})
 
 	t.Run("standby_not_in_recovery", func(t *testing.T) {
-		out, code := runBinary(t, "run", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
+		out, code := runBinary(t, "run", "--fail-fast", "--primary", c.Primary.DSN("walprobe"), "--standby", "notastandby="+c.Primary.DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
 		if code != 2 || !strings.Contains(out, "notastandby") || !strings.Contains(out, "not in recovery") {
 			t.Errorf("walprobe run with a primary as --standby: exit %d, output:\n%s", code, out)
 		}

@@ -61,7 +61,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 		t.Logf("cut off, checkIdle reports (as it must): %v", err)
 		waitFor(t, 20*time.Second, "standby1 to catch up", func() bool {
 			s := r.target(t, "standby1")
-			return s.Lag != nil && *s.Lag < 1 && s.State == probe.StateHealthy
+			return s.Lag != nil && *s.Lag < time.Second && s.State == probe.StateHealthy
 		})
 	})
 
@@ -120,7 +120,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 		}
 		waitFor(t, 20*time.Second, "standby1 to catch up", func() bool {
 			s := r.target(t, "standby1")
-			return s.Lag != nil && *s.Lag < 1 && s.State == probe.StateHealthy
+			return s.Lag != nil && *s.Lag < time.Second && s.State == probe.StateHealthy
 		})
 	})
 
@@ -164,7 +164,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 		}
 		waitFor(t, 20*time.Second, "subscriber to catch up", func() bool {
 			s := r.target(t, "subscriber")
-			return s.Lag != nil && *s.Lag < 1
+			return s.Lag != nil && *s.Lag < time.Second
 		})
 	})
 
@@ -218,7 +218,7 @@ func maxDelay(vs []probe.Visibility) time.Duration {
 // idleSample is one look at a target.
 type idleSample struct {
 	at         time.Time
-	lag, bound *probe.Seconds
+	lag, bound *time.Duration
 	beatsTimed int64
 	lastSeq    *int64
 }
@@ -248,8 +248,8 @@ func checkIdle(samples []idleSample, interval time.Duration) error {
 		switch {
 		case s.lag == nil:
 			errs = append(errs, fmt.Errorf("sample %d: lag unknown", i))
-		case float64(*s.lag) < 0 || float64(*s.lag) > interval.Seconds()+secs(s.bound):
-			errs = append(errs, fmt.Errorf("sample %d: lag %.3fs, want <= interval %v + error bound %.4fs", i, float64(*s.lag), interval, secs(s.bound)))
+		case s.lag.Seconds() < 0 || s.lag.Seconds() > interval.Seconds()+secs(s.bound):
+			errs = append(errs, fmt.Errorf("sample %d: lag %.3fs, want <= interval %v + error bound %.4fs", i, s.lag.Seconds(), interval, secs(s.bound)))
 		}
 	}
 	window := 3 * interval
@@ -299,7 +299,7 @@ func TestCheckIdleDeadReader(t *testing.T) {
 	t0 := time.Now()
 	var samples []idleSample
 	for i := range 60 {
-		lag, seq := probe.Seconds(float64(i)*0.1), int64(7)
+		lag, seq := time.Duration(i)*100*time.Millisecond, int64(7)
 		samples = append(samples, idleSample{at: t0.Add(time.Duration(i) * 100 * time.Millisecond), lag: &lag, beatsTimed: 7, lastSeq: &seq})
 	}
 	if err := checkIdle(samples, time.Second); err == nil {

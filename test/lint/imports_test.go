@@ -29,15 +29,21 @@ const product = "!test/*"
 // heartbeat is the bottom of the tree and heartbeat/pgconf, the connection
 // policy, its leaf; probe reads heartbeat; walstream reports to an
 // interface of its own that *probe.Target satisfies; sinks read the probe
-// and share only the leaf package sink; cmd wires everything; nothing in
-// the product imports test/.
+// and share only the leaf package sink and sink/alert; cmd wires
+// everything; nothing in the product imports test/.
+//
+// sink/alert is the one sink other sinks may import: alerts have sources
+// (its own rules, sink/slo) and a transport (sink/webhook) that must share
+// one Alert type without importing each other. It imports no other sink,
+// so the sinks still form no chain.
 var rules = []rule{
 	{"heartbeat/pgconf", nil},
 	{"heartbeat", []string{"heartbeat/pgconf"}},
 	{"probe", []string{"heartbeat", "heartbeat/pgconf"}},
 	{"walstream", []string{"heartbeat", "heartbeat/pgconf"}},
 	{"sink", nil},
-	{"sink/*", []string{"probe", "heartbeat", "heartbeat/pgconf", "sink"}},
+	{"sink/alert", []string{"probe", "heartbeat", "heartbeat/pgconf", "sink"}},
+	{"sink/*", []string{"probe", "heartbeat", "heartbeat/pgconf", "sink", "sink/alert"}},
 	{"cmd/*", []string{product}},
 	{"test/*", []string{"*"}},
 }
@@ -131,6 +137,7 @@ func TestViolations(t *testing.T) {
 				p("heartbeat"):        {p("heartbeat/pgconf")},
 				p("walstream"):        {p("heartbeat"), p("heartbeat/pgconf")},
 				p("sink/history"):     {p("probe"), p("sink")},
+				p("sink/webhook"):     {p("sink/alert")},
 				p("cmd/walprobe"):     {p("cmd/localcluster"), p("walstream"), p("sink/api")},
 				p("test/e2e"):         {p("test/cluster"), p("probe")},
 			},
@@ -142,6 +149,7 @@ func TestViolations(t *testing.T) {
 				p("heartbeat"):        {p("probe/pgconf")},
 				p("walstream"):        {p("probe")},
 				p("sink/history"):     {p("sink/api")},
+				p("sink/alert"):       {p("sink/slo")},
 				p("cmd/walprobe"):     {p("test/cluster")},
 				p("newpkg"):           {"fmt"},
 			},
@@ -150,6 +158,7 @@ func TestViolations(t *testing.T) {
 				`heartbeat imports probe/pgconf: rule "heartbeat" may import only heartbeat/pgconf`,
 				`heartbeat/pgconf imports heartbeat: rule "heartbeat/pgconf" may import only nothing in the module`,
 				"newpkg: no rule",
+				`sink/alert imports sink/slo: rule "sink/alert"`,
 				`sink/history imports sink/api: rule "sink/*"`,
 				`walstream imports probe: rule "walstream"`,
 			},

@@ -1,4 +1,4 @@
-package main
+package otlp
 
 import (
 	"strings"
@@ -11,9 +11,9 @@ func TestRedactURLs(t *testing.T) {
 		{`Post "https://collector:4318/v1/traces": timeout`, `Post "https://collector:4318/v1/traces": timeout`},
 		{`dial tcp 10.0.0.1:4317: refused`, `dial tcp 10.0.0.1:4317: refused`},
 	} {
-		got := redactURLs(tc.in)
+		got := RedactURLs(tc.in)
 		if got != tc.want || strings.Contains(got, "s3cret") {
-			t.Errorf("redactURLs(%q) = %q, want %q", tc.in, got, tc.want)
+			t.Errorf("RedactURLs(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }
