@@ -68,9 +68,14 @@ type ReplicationRow struct {
 	WriteLSN  string
 	FlushLSN  string
 	ReplayLSN string
-	WriteLag  *time.Duration
-	FlushLag  *time.Duration
-	ReplayLag *time.Duration
+	// SyncState and SyncPriority are pg_stat_replication's: sync,
+	// quorum, potential or async, and the standby's priority in
+	// synchronous_standby_names (0: async); empty and nil when hidden.
+	SyncState    string
+	SyncPriority *int32
+	WriteLag     *time.Duration
+	FlushLag     *time.Duration
+	ReplayLag    *time.Duration
 }
 
 // SetPrimaryClassic records the primary's classic view.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
 	"time"
 
@@ -25,6 +26,44 @@ type PrimaryWatcher struct {
 	logger   *slog.Logger
 	now      func() time.Time
 	warned   bool // the hidden-rows note was logged
+	// waits are the last commit-wait samples under the current settings
+	// (waitsFor); the median is reported. Only Run's goroutine uses them.
+	waits    []time.Duration
+	waitsFor string
+}
+
+// commitWaitSamples is how many watcher reads the commit wait is the
+// median of: one lag-tracker sample can belong to WAL that no commit
+// waited for (a standby's apply confirmed only with its next status
+// message), and read alone it can exceed the beats' whole round trip.
+const commitWaitSamples = 8
+
+// smoothCommitWait replaces s.CommitWait, while commits wait for
+// standbys, by the median of the recent samples under the same settings.
+func (w *PrimaryWatcher) smoothCommitWait(s *SyncRep) {
+	key := s.StandbyNames + "\x00" + s.SynchronousCommit
+	if key != w.waitsFor || !s.Active {
+		w.waits, w.waitsFor = w.waits[:0], key
+	}
+	if !s.Active || s.CommitWait == nil && len(w.waits) == 0 {
+		return
+	}
+	if s.CommitWait != nil {
+		// A read without a sample (PostgreSQL cleared the lags of a
+		// caught-up standby) keeps the recent ones.
+		if len(w.waits) == commitWaitSamples {
+			w.waits = append(w.waits[:0], w.waits[1:]...)
+		}
+		w.waits = append(w.waits, *s.CommitWait)
+	}
+	sorted := slices.Clone(w.waits)
+	slices.Sort(sorted)
+	m := sorted[len(sorted)/2]
+	s.CommitWait = &m
+	if s.CommitWaitFrom == "" {
+		s.CommitWaitFrom = "pg_stat_replication lags"
+	}
+	s.CommitWaitFrom += fmt.Sprintf(", median of the last %d samples", len(sorted))
 }
 
 // NewPrimaryWatcher returns a watcher on the primary.
@@ -41,7 +80,8 @@ const replicationSQL = `SELECT coalesce(r.application_name, ''), coalesce(host(r
   coalesce(s.slot_name::text, ''), coalesce(r.state, ''),
   coalesce(r.sent_lsn::text, ''), coalesce(r.write_lsn::text, ''), coalesce(r.flush_lsn::text, ''), coalesce(r.replay_lsn::text, ''),
   extract(epoch FROM r.write_lag)::float8, extract(epoch FROM r.flush_lag)::float8, extract(epoch FROM r.replay_lag)::float8,
-  extract(epoch FROM clock_timestamp() - r.reply_time)::float8
+  extract(epoch FROM clock_timestamp() - r.reply_time)::float8,
+  coalesce(r.sync_state, ''), r.sync_priority
 FROM pg_stat_replication r LEFT JOIN pg_replication_slots s ON s.active_pid = r.pid
 ORDER BY r.application_name, r.client_addr, r.backend_start, r.pid`
 
@@ -52,6 +92,14 @@ const slotsSQL = `SELECT s.slot_name, s.slot_type, s.active, coalesce(s.confirme
   s.active_pid, extract(epoch FROM clock_timestamp() - r.reply_time)::float8
 FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid
 ORDER BY s.slot_name`
+
+// syncSQL reads the settings that decide whether commits wait for
+// standbys, and the backends waiting for them now. wait_event is visible
+// for the role's own backends (the writer's) without pg_monitor.
+const syncSQL = `SELECT current_setting('synchronous_standby_names'), current_setting('synchronous_commit'),
+  count(*) FILTER (WHERE wait_event = 'SyncRep'),
+  extract(epoch FROM clock_timestamp() - min(query_start) FILTER (WHERE wait_event = 'SyncRep'))::float8
+FROM pg_stat_activity`
 
 const canSeeSQL = `SELECT rolsuper OR pg_has_role(current_user, 'pg_monitor', 'USAGE') OR pg_has_role(current_user, 'pg_read_all_stats', 'USAGE')
 FROM pg_roles WHERE rolname = current_user`
@@ -112,7 +160,7 @@ func (w *PrimaryWatcher) collect(ctx context.Context, conn *pgx.Conn) error {
 		var r ReplicationRow
 		var wl, fl, rl, age *float64
 		if err := rows.Scan(&r.ApplicationName, &r.ClientAddr, &r.PID, &r.BackendStart, &r.SlotName, &r.State,
-			&r.SentLSN, &r.WriteLSN, &r.FlushLSN, &r.ReplayLSN, &wl, &fl, &rl, &age); err != nil {
+			&r.SentLSN, &r.WriteLSN, &r.FlushLSN, &r.ReplayLSN, &wl, &fl, &rl, &age, &r.SyncState, &r.SyncPriority); err != nil {
 			rows.Close()
 			return fmt.Errorf("read pg_stat_replication: %w", err)
 		}
@@ -162,7 +210,16 @@ func (w *PrimaryWatcher) collect(ctx context.Context, conn *pgx.Conn) error {
 			c.Slots[i].AsOf, c.Slots[i].AsOfSource = *at, AsOfReply
 		}
 	}
+	var names, commit string
+	var waiting int64
+	var oldest *float64
+	if err := conn.QueryRow(ctx, syncSQL).Scan(&names, &commit, &waiting, &oldest); err != nil {
+		return fmt.Errorf("read synchronous replication settings: %w", err)
+	}
 	w.p.SetPrimaryClassic(c)
+	sr := syncRepFrom(w.now(), names, commit, c, waiting, fsecs(oldest))
+	w.smoothCommitWait(&sr)
+	w.p.SetSyncRep(sr)
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,7 @@ type Probe struct {
 	// while beats are being written.
 	outageSince    time.Time
 	primaryClassic *ClassicPrimary
+	syncRep        *SyncRep
 }
 
 // New returns a Probe.
@@ -382,6 +384,9 @@ type PrimarySnapshot struct {
 	// Classic is the primary's view of its consumers; nil before the
 	// first read.
 	Classic *ClassicPrimary
+	// Sync is the primary's synchronous replication; nil before the
+	// first read.
+	Sync *SyncRep
 }
 
 // Snapshot returns the current state of the probe and every target.
@@ -394,7 +399,11 @@ func (p *Probe) Snapshot() Snapshot {
 		Interval:    p.cfg.Interval,
 		Beats:       p.beats,
 		BeatsMissed: p.missed,
-		Primary:     PrimarySnapshot{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic},
+		Primary:     PrimarySnapshot{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic, Sync: p.syncRep},
+	}
+	if sr := p.syncRep; sr != nil && sr.Blocked != "" && !p.outageSince.IsZero() {
+		// Why the writer cannot write, before how it failed.
+		s.Primary.Error = strings.TrimSuffix(sr.Blocked+"; "+s.Primary.Error, "; ")
 	}
 	ts := p.targetsLocked()
 	p.mu.Unlock()
@@ -407,7 +416,12 @@ func (p *Probe) Snapshot() Snapshot {
 		// healthy beside a lag over the threshold.
 		t.evaluateBackends(now)
 		t.evaluateAt(now)
-		s.Targets = append(s.Targets, t.snapshot(now))
+		snap := t.snapshot(now)
+		if t.kind == KindStandby {
+			sync := p.Sync(t.name)
+			snap.Sync = &sync
+		}
+		s.Targets = append(s.Targets, snap)
 	}
 	s.LSNLags = p.LSNLags(now)
 	return s

@@ -531,6 +531,9 @@ type TargetSnapshot struct {
 	// Backends lists the servers behind a read endpoint that answered
 	// its polls (at most 16), worst lag first; Lag is the worst recent one.
 	Backends []BackendSnapshot
+	// Sync is a standby's place in synchronous replication, from the
+	// primary's pg_stat_replication (Probe.Sync); nil for other kinds.
+	Sync *SyncInfo
 }
 
 func (t *Target) snapshot(now time.Time) TargetSnapshot {

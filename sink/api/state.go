@@ -31,6 +31,35 @@ type Primary struct {
 	Up      bool            `json:"up"`
 	Error   string          `json:"error,omitempty"`
 	Classic *ClassicPrimary `json:"classic,omitempty"`
+	Sync    *SyncRep        `json:"sync,omitempty"`
+}
+
+// SyncRep is the primary's synchronous replication (probe.SyncRep).
+type SyncRep struct {
+	At                time.Time `json:"at"`
+	SynchronousCommit string    `json:"synchronous_commit"`
+	StandbyNames      string    `json:"synchronous_standby_names"`
+	Method            string    `json:"method,omitempty"`
+	Num               int       `json:"num_sync,omitempty"`
+	Listed            []string  `json:"listed,omitempty"`
+	Active            bool      `json:"active"`
+	// WaitsFor is null while pg_stat_replication is hidden.
+	WaitsFor       []string      `json:"commit_waits_for"`
+	CommitWait     *sink.Seconds `json:"commit_wait_seconds"`
+	CommitWaitFrom string        `json:"commit_wait_from,omitempty"`
+	Waiting        int64         `json:"commits_waiting"`
+	OldestWait     *sink.Seconds `json:"oldest_commit_wait_seconds,omitempty"`
+	Blocked        string        `json:"blocked,omitempty"`
+	Hidden         string        `json:"hidden,omitempty"`
+}
+
+// Sync is a standby's place in synchronous replication; its fields sit
+// on the target's object, for standbys only.
+type Sync struct {
+	State string `json:"sync_state"`
+	// Priority is null while State is unknown.
+	Priority *int   `json:"sync_priority"`
+	Reason   string `json:"sync_reason,omitempty"`
 }
 
 // Beat is the newest acked beat.
@@ -64,6 +93,8 @@ type Target struct {
 	// Backends lists the servers behind a read endpoint (at most 16),
 	// worst lag first; absent for other kinds.
 	Backends []Backend `json:"backends,omitempty"`
+	// Sync (standbys only) adds sync_state, sync_priority, sync_reason.
+	*Sync
 }
 
 // Backend is one server behind a read endpoint.
@@ -114,6 +145,8 @@ type ReplicationRow struct {
 	WriteLSN        string        `json:"write_lsn,omitempty"`
 	FlushLSN        string        `json:"flush_lsn,omitempty"`
 	ReplayLSN       string        `json:"replay_lsn,omitempty"`
+	SyncState       string        `json:"sync_state,omitempty"`
+	SyncPriority    *int32        `json:"sync_priority,omitempty"`
 	WriteLag        *sink.Seconds `json:"write_lag_seconds"`
 	FlushLag        *sink.Seconds `json:"flush_lag_seconds"`
 	ReplayLag       *sink.Seconds `json:"replay_lag_seconds"`
@@ -153,7 +186,7 @@ func toState(s probe.Snapshot) State {
 	out := State{
 		ProbeID: s.ProbeID, At: s.At, Interval: sink.SecondsOf(s.Interval),
 		Beats: s.Beats, BeatsMissed: s.BeatsMissed,
-		Primary: Primary{Up: s.Primary.Up, Error: s.Primary.Error, Classic: toClassicPrimary(s.Primary.Classic)},
+		Primary: Primary{Up: s.Primary.Up, Error: s.Primary.Error, Classic: toClassicPrimary(s.Primary.Classic), Sync: toSyncRep(s.Primary.Sync)},
 	}
 	if b := s.LastBeat; b != nil {
 		out.LastBeat = &Beat{Seq: b.Seq, Sent: b.Sent, Acked: b.Acked, LSN: b.LSN.String(), PrimaryTime: b.PrimaryTime, WriteRTT: sink.SecondsOf(b.RTT())}
@@ -180,6 +213,9 @@ func toTarget(t probe.TargetSnapshot) Target {
 	}
 	if len(t.Dropped) > 0 {
 		out.Dropped = maps.Clone(t.Dropped)
+	}
+	if sy := t.Sync; sy != nil {
+		out.Sync = &Sync{State: sy.State, Priority: sy.Priority, Reason: sy.Reason}
 	}
 	for _, b := range t.Backends {
 		out.Backends = append(out.Backends, Backend{Server: b.Server, State: b.State, Lag: sink.SecondsPtr(b.Lag),
@@ -212,6 +248,7 @@ func toClassicPrimary(c *probe.ClassicPrimary) *ClassicPrimary {
 			ApplicationName: r.ApplicationName, ClientAddr: r.ClientAddr, PID: r.PID, BackendStart: r.BackendStart,
 			SlotName: r.SlotName, AsOf: r.AsOf, State: r.State,
 			SentLSN: r.SentLSN, WriteLSN: r.WriteLSN, FlushLSN: r.FlushLSN, ReplayLSN: r.ReplayLSN,
+			SyncState: r.SyncState, SyncPriority: r.SyncPriority,
 			WriteLag: sink.SecondsPtr(r.WriteLag), FlushLag: sink.SecondsPtr(r.FlushLag), ReplayLag: sink.SecondsPtr(r.ReplayLag),
 		})
 	}
@@ -226,4 +263,16 @@ func toClassicPrimary(c *probe.ClassicPrimary) *ClassicPrimary {
 		})
 	}
 	return out
+}
+
+func toSyncRep(s *probe.SyncRep) *SyncRep {
+	if s == nil {
+		return nil
+	}
+	return &SyncRep{
+		At: s.At, SynchronousCommit: s.SynchronousCommit, StandbyNames: s.StandbyNames,
+		Method: s.Method, Num: s.Num, Listed: s.Listed, Active: s.Active, WaitsFor: s.WaitsFor,
+		CommitWait: sink.SecondsPtr(s.CommitWait), CommitWaitFrom: s.CommitWaitFrom,
+		Waiting: s.Waiting, OldestWait: sink.SecondsPtr(s.OldestWait), Blocked: s.Blocked, Hidden: s.Hidden,
+	}
 }

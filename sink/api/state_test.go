@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"flag"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -91,12 +93,13 @@ func goldenProbe(t *testing.T) *probe.Probe {
 	})
 	started := at(-time.Hour)
 	replied := at(5500 * time.Millisecond)
-	active := int32(4242)
+	active, prio := int32(4242), int32(1)
 	p.SetPrimaryClassic(probe.ClassicPrimary{
 		At: at(6 * time.Second),
 		Replication: []probe.ReplicationRow{
 			{ApplicationName: "standby1", ClientAddr: "10.0.0.2", PID: 4242, BackendStart: &started, SlotName: "standby1_slot",
 				AsOf: &replied, State: "streaming", SentLSN: "0/3000700", WriteLSN: "0/3000700", FlushLSN: "0/3000600", ReplayLSN: "0/3000200",
+				SyncState: "sync", SyncPriority: &prio,
 				WriteLag: sec(0.001), FlushLag: sec(0.002), ReplayLag: nil},
 			// No status message yet: its lag is unknown, not 0.
 			{ApplicationName: "walreceiver", PID: 4300, State: "startup", SentLSN: "0/3000100", WriteLSN: "0/3000100"},
@@ -106,6 +109,13 @@ func goldenProbe(t *testing.T) *probe.Probe {
 			{SlotName: "standby1_slot", SlotType: "physical", Active: true, RestartLSN: "0/3000200", ActivePID: &active, AsOf: replied, AsOfSource: probe.AsOfReply},
 			{SlotName: "debezium", SlotType: "logical", Active: false, ConfirmedFlushLSN: "0/3000100", RestartLSN: "0/3000000", AsOf: at(6 * time.Second), AsOfSource: probe.AsOfRead},
 		},
+	})
+	// Synchronous replication as the watcher reports it; the rows above
+	// are partly hidden, so each standby's sync_state is unknown.
+	p.SetSyncRep(probe.SyncRep{
+		At: at(6 * time.Second), SynchronousCommit: "on", StandbyNames: "FIRST 1 (standby1)", Method: "first", Num: 1,
+		Listed: []string{"standby1"}, Active: true, WaitsFor: []string{"standby1"}, CommitWait: sec(0.002),
+		CommitWaitFrom: "pg_stat_replication.flush_lag, the slowest of standby1, median of the last 3 samples",
 	})
 	// The writer misses a beat: caught, which had shown every acked
 	// beat, no longer knows its lag (null, with an upper bound).
@@ -147,5 +157,38 @@ func TestStateGolden(t *testing.T) {
 	}
 	if string(got) != string(want) {
 		t.Errorf("GET /v1/state differs from %s (rewrite with -update if the change is deliberate):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}
+
+// A standby's sync_state, sync_priority (null while unknown) and
+// sync_reason sit on its object in /v1/state; other kinds have none.
+func TestTargetSyncJSON(t *testing.T) {
+	one := 1
+	tests := []struct {
+		give probe.TargetSnapshot
+		want []string
+		not  []string
+	}{
+		{give: probe.TargetSnapshot{Name: "standby1", Kind: probe.KindStandby, Sync: &probe.SyncInfo{State: probe.SyncSync, Priority: &one}},
+			want: []string{`"sync_state":"sync"`, `"sync_priority":1`}, not: []string{`"sync_reason"`}},
+		{give: probe.TargetSnapshot{Name: "standby2", Kind: probe.KindStandby, Sync: &probe.SyncInfo{State: probe.SyncUnknown, Reason: "why"}},
+			want: []string{`"sync_state":"unknown"`, `"sync_priority":null`, `"sync_reason":"why"`}},
+		{give: probe.TargetSnapshot{Name: "stream", Kind: probe.KindStream}, not: []string{`"sync_state"`, `"sync_priority"`}},
+	}
+	for _, tt := range tests {
+		b, err := json.Marshal(toTarget(tt.give))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s: %s lacks %s", tt.give.Name, b, w)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(string(b), n) {
+				t.Errorf("%s: %s has %s", tt.give.Name, b, n)
+			}
+		}
 	}
 }

@@ -121,6 +121,15 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 	lsnAge, e := meter.Float64ObservableGauge("walprobe.lsn_position_age", metric.WithUnit("s"),
 		metric.WithDescription("How long before now a consumer's LSN lag holds: since its last reply_time on the primary, or since the read for a slot nobody streams."))
 	must(e)
+	syncState, e := meter.Int64ObservableGauge("walprobe.sync.state",
+		metric.WithDescription("Standby targets: 1 for the sync_state the primary's pg_stat_replication gives the standby (matched by application_name = target name), 0 for the others; unknown without pg_monitor or a matching row."))
+	must(e)
+	commitWait, e := meter.Float64ObservableGauge("walprobe.sync.commit_wait", metric.WithUnit("s"),
+		metric.WithDescription("Estimated time a commit waits for synchronous standbys: pg_stat_replication write/flush/replay_lag (by synchronous_commit) of the standbys it waits for, median of the last 8 reads; 0 when commits do not wait; absent when unknown."))
+	must(e)
+	commitsWaiting, e := meter.Int64ObservableGauge("walprobe.sync.commits_waiting",
+		metric.WithDescription("Backends the probe's role sees waiting for synchronous replication (wait_event SyncRep) on the primary."))
+	must(e)
 	if err != nil {
 		return nil, fmt.Errorf("register instruments: %w", err)
 	}
@@ -148,6 +157,15 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 					v = 1
 				}
 				o.ObserveInt64(state, v, metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("state", string(st)))...))
+			}
+			if t.Sync != nil {
+				for _, st := range probe.SyncStates {
+					v := int64(0)
+					if st == t.Sync.State {
+						v = 1
+					}
+					o.ObserveInt64(syncState, v, metric.WithAttributes(append(TargetAttrs(t.Name, t.Kind), attribute.String("sync_state", st))...))
+				}
 			}
 			if c := t.Classic; c != nil {
 				if c.ReplayTimestampAge != nil {
@@ -177,6 +195,12 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 				}
 			}
 		}
+		if sr := s.Primary.Sync; sr != nil {
+			if sr.CommitWait != nil {
+				o.ObserveFloat64(commitWait, sr.CommitWait.Seconds())
+			}
+			o.ObserveInt64(commitsWaiting, sr.Waiting)
+		}
 		// consumer is application_name@address (#n for same-named rows) or
 		// a slot name: configuration, not pids, so the label set stays
 		// bounded however often consumers reconnect.
@@ -194,7 +218,7 @@ func New(p *probe.Probe, mp metric.MeterProvider) (*Metrics, error) {
 			}
 		}
 		return nil
-	}, lag, upper, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge, lost, dropped)
+	}, lag, upper, bound, lastDelay, state, replayAge, exporterLag, gap, replLag, subAge, lsnLag, lsnAge, lost, dropped, syncState, commitWait, commitsWaiting)
 	if err != nil {
 		return nil, fmt.Errorf("register callback: %w", err)
 	}

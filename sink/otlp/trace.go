@@ -48,7 +48,11 @@ type Tracer struct {
 	cfg    TracerConfig
 	tracer trace.Tracer
 	state  func(target string) (probe.State, bool)
-	now    func() time.Time
+	// syncRep and syncOf give the primary's synchronous replication at a
+	// beat's ack and a standby's sync_state; nil without a probe.
+	syncRep func() *probe.SyncRep
+	syncOf  func(target string) probe.SyncInfo
+	now     func() time.Time
 
 	mu   sync.Mutex  // guards open and the beats in it
 	open []*openBeat // by seq, oldest first
@@ -56,6 +60,7 @@ type Tracer struct {
 
 type openBeat struct {
 	beat    heartbeat.Beat
+	sync    *probe.SyncRep // as last read when the beat was acked
 	vis     map[string]probe.Visibility
 	stages  map[string]probe.StreamStages
 	pending int // expected targets not yet visible
@@ -89,6 +94,7 @@ func NewTracer(cfg TracerConfig, tp trace.TracerProvider, p *probe.Probe) (*Trac
 			}
 			return tg.State(), true
 		}
+		t.syncRep, t.syncOf = p.SyncRep, p.Sync
 	}
 	return t, nil
 }
@@ -99,8 +105,12 @@ func (t *Tracer) Beat(b heartbeat.Beat) {
 		return
 	}
 	var done []finished
+	var sr *probe.SyncRep
+	if t.syncRep != nil {
+		sr = t.syncRep()
+	}
 	t.mu.Lock()
-	t.open = append(t.open, &openBeat{beat: b, vis: map[string]probe.Visibility{}, stages: map[string]probe.StreamStages{}, pending: len(t.cfg.Targets)})
+	t.open = append(t.open, &openBeat{beat: b, sync: sr, vis: map[string]probe.Visibility{}, stages: map[string]probe.StreamStages{}, pending: len(t.cfg.Targets)})
 	for len(t.open) > t.cfg.MaxOpen {
 		done = append(done, finished{ob: t.open[0], end: t.now(), reason: fmt.Sprintf("evicted: more than %d beats open", t.cfg.MaxOpen)})
 		t.open = t.open[1:]
@@ -257,6 +267,19 @@ func (t *Tracer) spans(f finished) {
 			attribute.String("walprobe.beat.lsn", b.LSN.String()),
 			attribute.Float64("walprobe.beat.write.duration", b.RTT().Seconds()),
 		))
+	// Whom this beat's commit waited for, as the primary said at its ack;
+	// the wait is PostgreSQL's lag estimate, not this beat's own.
+	if sr := f.ob.sync; sr != nil {
+		root.SetAttributes(
+			attribute.String("walprobe.sync.synchronous_commit", sr.SynchronousCommit),
+			attribute.String("walprobe.sync.standby_names", sr.StandbyNames))
+		if sr.WaitsFor != nil {
+			root.SetAttributes(attribute.StringSlice("walprobe.sync.waits_for", sr.WaitsFor))
+		}
+		if sr.CommitWait != nil {
+			root.SetAttributes(attribute.Float64("walprobe.sync.commit_wait", sr.CommitWait.Seconds()))
+		}
+	}
 	missing := 0
 	for _, tg := range t.cfg.Targets {
 		attrs := append([]attribute.KeyValue{
@@ -268,6 +291,9 @@ func (t *Tracer) spans(f finished) {
 			if st, ok := t.state(tg.Name); ok {
 				attrs = append(attrs, attribute.String("walprobe.target.state", string(st)))
 			}
+		}
+		if t.syncOf != nil && tg.Kind == probe.KindStandby {
+			attrs = append(attrs, attribute.String("walprobe.sync.state", t.syncOf(tg.Name).State))
 		}
 		v, ok := f.ob.vis[tg.Name]
 		end := f.end

@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -70,5 +71,43 @@ func TestConnTargetNoSecrets(t *testing.T) {
 	}
 	if got["server.address"] != "db.internal" || got["server.port"] != "6432" || len(got) != 2 {
 		t.Errorf("attrs = %v, want server.address=db.internal server.port=6432 only", got)
+	}
+}
+
+// TestTracerSyncAttributes: a beat's trace says what its commit waited
+// for, as the primary said at its ack, and each standby's sync_state.
+func TestTracerSyncAttributes(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	p := probe.New(probe.Config{ProbeID: "t"}, slog.New(slog.DiscardHandler))
+	prio := int32(1)
+	c := probe.ClassicPrimary{Replication: []probe.ReplicationRow{{ApplicationName: "standby1", State: "streaming", SyncState: "sync", SyncPriority: &prio}}}
+	p.SetPrimaryClassic(c)
+	wait := 300 * time.Microsecond
+	p.SetSyncRep(probe.SyncRep{SynchronousCommit: "remote_apply", StandbyNames: "FIRST 1 (standby1)", Active: true, WaitsFor: []string{"standby1"}, CommitWait: &wait})
+	tr, err := NewTracer(TracerConfig{Targets: []Target{{Name: "standby1", Kind: probe.KindStandby}}, MaxOpen: 1}, tp, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	tr.Beat(heartbeat.Beat{Seq: 1, Sent: t0, Acked: t0.Add(time.Millisecond)})
+	tr.Beat(heartbeat.Beat{Seq: 2, Sent: t0.Add(time.Second), Acked: t0.Add(time.Second + time.Millisecond)}) // evicts beat 1
+	got := map[string]string{}
+	for _, s := range rec.Ended() {
+		for _, kv := range s.Attributes() {
+			got[s.Name()+" "+string(kv.Key)] = kv.Value.Emit()
+		}
+	}
+	for k, want := range map[string]string{
+		"beat walprobe.sync.synchronous_commit": "remote_apply",
+		"beat walprobe.sync.standby_names":      "FIRST 1 (standby1)",
+		"beat walprobe.sync.waits_for":          `["standby1"]`,
+		"beat walprobe.sync.commit_wait":        "0.0003",
+		"standby1 walprobe.sync.state":          "sync",
+	} {
+		if got[k] != want {
+			t.Errorf("%s = %q, want %q", k, got[k], want)
+		}
 	}
 }
