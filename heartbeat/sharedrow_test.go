@@ -1,3 +1,5 @@
+//go:build !unit
+
 package heartbeat_test
 
 import (
