@@ -4,13 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // addHBAReject puts a reject line for role at the top of s's pg_hba.conf
@@ -156,13 +156,12 @@ func TestStartupErrors(t *testing.T) {
 			wantIn: []string{`user "wp_ro" may not write walprobe.heartbeat`},
 		},
 	}
-	bin := buildBinary(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 			defer cancel()
 			args := append([]string{"run", "--no-stream", "--listen", "127.0.0.1:0", "--probe-id", "startup"}, tt.give...)
-			cmd := exec.CommandContext(ctx, bin, args...)
+			cmd := launch.Command(ctx, t, args...)
 			// No ambient password: only what each case gives.
 			cmd.Env = append(os.Environ(), "PGPASSWORD=", "PGPASSFILE="+filepath.Join(dir, "no-passfile"))
 			var stdout, stderr syncBuffer
@@ -170,7 +169,7 @@ func TestStartupErrors(t *testing.T) {
 			begin := time.Now()
 			err := cmd.Run()
 			got := stderr.String()
-			if code := exitCode(err); code != 2 {
+			if code := launch.ExitCode(err); code != 2 {
 				t.Errorf("exit status %d (%v) after %v, want 2\nstderr:\n%s", code, err, time.Since(begin).Round(time.Millisecond), got)
 			}
 			// Warnings logged before the error are fine; the error itself
@@ -190,7 +189,7 @@ func TestStartupErrors(t *testing.T) {
 					t.Errorf("output carries a password:\n%s", redactAround(got, max(0, strings.Index(got, sec)), len(sec)))
 				}
 			}
-			t.Logf("exit %d in %v: %s", exitCode(err), time.Since(begin).Round(time.Millisecond), last)
+			t.Logf("exit %d in %v: %s", launch.ExitCode(err), time.Since(begin).Round(time.Millisecond), last)
 		})
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 const interval = 200 * time.Millisecond
@@ -31,7 +32,7 @@ func randomHex(n int) string {
 // the table. No pg_monitor (it is optional), no superuser.
 func leastPrivRole(ctx context.Context, t *testing.T, c *cluster.Cluster, role, pw string) {
 	t.Helper()
-	out, err := exec.Command(buildBinary(t), "setup", "--print-sql", "--role", role).CombinedOutput()
+	out, err := launch.Command(context.Background(), t, "setup", "--print-sql", "--role", role).CombinedOutput()
 	if err != nil {
 		t.Fatalf("walprobe setup --print-sql: %v\n%s", err, out)
 	}
@@ -106,9 +107,9 @@ func TestFaultSuite(t *testing.T) {
 	if err := os.WriteFile(pwFile, []byte(secrets["password_file"]+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	wh := newWebhook(t)
+	wh := fakes.NewWebhook(t)
 	out := newCorpus()
-	otlp := newOTLPReceiver(t, out)
+	otlp := fakes.NewOTLP(t)
 
 	// The primary is a multi-host DSN: the old primary through toxiproxy,
 	// then standby2; target_session_attrs=read-write picks the writable one.
@@ -123,11 +124,11 @@ func TestFaultSuite(t *testing.T) {
 		"--standby", "standby2="+kv(s2.Port, "wp_file"),
 		"--endpoint", "bouncer="+kv(pxBouncer.Port, "wp_file"),
 		"--password-file", pwFile,
-		"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "faults",
+		"--interval", interval.String(), "--probe-id", "faults",
 		"--json", "--log-format", "json", "--log-level", "debug",
-		"--webhook-url", wh.srv.URL+"/hook/"+randomHex(4), "--alert-lag-warning", "1s", "--alert-lag-critical", "3s",
+		"--webhook-url", wh.URL+"/hook/"+randomHex(4), "--alert-lag-warning", "1s", "--alert-lag-critical", "3s",
 		"--stall-after", "3s",
-		"--otlp-endpoint", otlp.srv.URL, "--otlp-protocol", "http", "--trace-timeout", "2s")
+		"--otlp-endpoint", otlp.URL, "--otlp-protocol", "http", "--trace-timeout", "2s")
 	smp := newSampler(w, out)
 	defer smp.close()
 
@@ -468,7 +469,7 @@ func TestFaultSuite(t *testing.T) {
 		w2 := startWalprobe(t, []string{"PGPASSWORD=" + secrets["PGPASSWORD"], "PGPASSFILE=" + filepath.Join(dir, "none")},
 			"run", "--primary", kv(pxPrimary.Port, "wp_env"),
 			"--standby", "standby1="+kv(pxStandby.Port, "wp_env"),
-			"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "faults-env", "--json", "--log-level", "debug")
+			"--interval", interval.String(), "--probe-id", "faults-env", "--json", "--log-level", "debug")
 		smp2 := newSampler(w2, out)
 		smp2.waitFor(t, 20*time.Second, "standby1 healthy for the PGPASSWORD probe", healthy("standby1"))
 		time.Sleep(2 * time.Second)
@@ -480,11 +481,11 @@ func TestFaultSuite(t *testing.T) {
 		time.Sleep(time.Second)
 		smp2.close()
 		w2.stop(t)
-		if n := strings.Count(w2.stdout.String(), "\n"); n < 10 {
+		if n := len(w2.Stdout()); n < 10 {
 			t.Errorf("the PGPASSWORD probe printed %d --json lines, want >= 10", n)
 		}
-		out.add("PGPASSWORD run stderr", w2.stderr.String())
-		out.add("PGPASSWORD run --json", w2.stdout.String())
+		out.add("PGPASSWORD run stderr", w2.Logs())
+		out.add("PGPASSWORD run --json", w2.stdout())
 		smp.waitFor(t, 20*time.Second, "the main probe healthy again", allBack)
 	})
 
@@ -523,8 +524,8 @@ func TestFaultSuite(t *testing.T) {
 		if tg, _ := after.target("standby2"); tg.State != "promoted" {
 			t.Errorf("standby2 %s after the failover, want promoted", tg.State)
 		}
-		if !w.running() {
-			t.Fatalf("walprobe exited during the failover: %v", w.err)
+		if !w.Running() {
+			t.Fatalf("walprobe exited during the failover: %v", w.Err())
 		}
 		// The logical stream uses the same multi-host DSN: it follows too,
 		// with a new temporary slot on the promoted server.
@@ -544,25 +545,30 @@ func TestFaultSuite(t *testing.T) {
 
 	smp.close()
 	w.stop(t)
-	if code := exitCode(w.err); code != 0 {
+	if code := launch.ExitCode(w.Err()); code != 0 {
 		t.Errorf("walprobe exited %d after SIGTERM, want 0", code)
 	}
-	out.add("stderr (json logs)", w.stderr.String())
-	out.add("stdout (--json)", w.stdout.String())
-	for _, b := range wh.all() {
-		out.add("webhook bodies", b)
+	out.add("stderr (json logs)", w.Logs())
+	out.add("stdout (--json)", w.stdout())
+	for _, r := range wh.Requests() {
+		out.add("webhook bodies", r.Path+" "+string(r.Body))
+	}
+	// protobuf carries strings as raw bytes: a substring search of the
+	// gunzipped exports finds a password in any attribute or label.
+	for _, r := range otlp.Requests() {
+		out.add("OTLP "+r.Path, string(r.Body))
 	}
 
 	t.Run("no_secret_anywhere", func(t *testing.T) {
 		sizes := out.sizes()
-		t.Logf("scanned bytes per source: %v; webhook bodies %d", sizes, len(wh.all()))
+		t.Logf("scanned bytes per source: %v; webhook bodies %d", sizes, len(wh.Requests()))
 		for _, src := range []string{"stderr (json logs)", "stdout (--json)", "/v1/state", "/metrics", "/v1/history", "webhook bodies", "PGPASSWORD run stderr", "PGPASSWORD run --json", "OTLP /v1/traces", "OTLP /v1/metrics"} {
 			if sizes[src] < 100 {
 				t.Errorf("%s: only %d bytes captured, the scan would prove nothing", src, sizes[src])
 			}
 		}
 		// The errors the probe reported must be in what was scanned.
-		if !strings.Contains(w.stderr.String(), `"error"`) {
+		if !strings.Contains(w.Logs(), `"error"`) {
 			t.Errorf("no error was logged during the fault suite: the scan of errors would prove nothing")
 		}
 		for _, hit := range out.scan(secrets) {

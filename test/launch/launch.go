@@ -58,12 +58,14 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// Cleanup removes the binary Binary built, if any. Its signature fits
-// goleak.Cleanup; call it once the tests have run.
-func Cleanup(int) {
+// Cleanup removes the binary Binary built, if any, and exits with code.
+// It is goleak.Cleanup's function, which must exit: goleak passes the
+// code with its own leak check folded in.
+func Cleanup(code int) {
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
 	}
+	os.Exit(code)
 }
 
 // Command returns walprobe args... as an *exec.Cmd for a one-shot command
