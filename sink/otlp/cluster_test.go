@@ -20,6 +20,7 @@ import (
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 	"github.com/walprobe/walprobe/walstream"
 )
 
@@ -116,7 +117,7 @@ func TestClusterTraces(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 30*time.Second, "5 complete beat traces", func() bool { return complete() >= 5 })
+	fakes.WaitFor(t.Context(), t, 30*time.Second, "5 complete beat traces", func() bool { return complete() >= 5 })
 	cancel()
 	wg.Wait()
 	if err := tp.Shutdown(context.Background()); err != nil {
