@@ -85,6 +85,8 @@ type Options struct {
 	Args []string
 	// Env is added to the test process's environment.
 	Env []string
+	// OnlyEnv makes Env the whole environment instead.
+	OnlyEnv bool
 	// StartTimeout bounds the wait for the address (default 30 s).
 	StartTimeout time.Duration
 	// StopTimeout is how long the cleanup waits after SIGTERM before
@@ -140,6 +142,9 @@ func start(ctx context.Context, t testing.TB, opts Options) (*Process, error) {
 	args = append(args, "--listen-addr-file", addrFile)
 	cmd := exec.Command(Binary(t), args...)
 	cmd.Env = append(os.Environ(), opts.Env...)
+	if opts.OnlyEnv {
+		cmd.Env = slices.Clone(opts.Env)
+	}
 	cmd.SysProcAttr = sysProcAttr()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
