@@ -11,7 +11,7 @@ test:
 # when its package has other tests; a package whose tests still import the
 # harness under -tags unit (test/e2e, test/faults, ...) is left out whole.
 # Nothing skips: the left-out tests are not compiled, and `make test` runs them.
-UNIT_HARNESS = walprobe/test/cluster walprobe/test/launch walprobe/test/inproc walprobe/test/walprobebin walprobe/cmd/localcluster toxiproxy
+UNIT_HARNESS = walprobe/test/cluster walprobe/test/inproc walprobe/cmd/localcluster toxiproxy
 UNIT_PKGS = $(shell go list -tags unit -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... \
 	| grep -v $(foreach h,$(UNIT_HARNESS),-e '$(h)') | cut -d' ' -f1)
 unit:
