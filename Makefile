@@ -1,10 +1,21 @@
-.PHONY: test demo build bench fuzz
+.PHONY: test unit demo build bench fuzz
 
 # The test command README.md documents and .ci/run calls.
 test:
 	bash .ci/install-deps
 	bash .ci/build-receivers
 	go test -race -count=1 -timeout 25m ./...
+
+# Every test that needs no PostgreSQL, in well under 30 s. A test file that
+# starts a server (it imports one of UNIT_HARNESS) carries `//go:build !unit`
+# when its package has other tests; a package whose tests still import the
+# harness under -tags unit (test/e2e, test/faults, ...) is left out whole.
+# Nothing skips: the left-out tests are not compiled, and `make test` runs them.
+UNIT_HARNESS = walprobe/test/cluster walprobe/test/inproc walprobe/cmd/localcluster toxiproxy
+UNIT_PKGS = $(shell go list -tags unit -f '{{.ImportPath}}{{range .TestImports}} {{.}}{{end}}{{range .XTestImports}} {{.}}{{end}}' ./... \
+	| grep -v $(foreach h,$(UNIT_HARNESS),-e '$(h)') | cut -d' ' -f1)
+unit:
+	go test -tags unit -count=1 $(UNIT_PKGS)
 
 # Installs only the PostgreSQL 15 server and pgbouncer when missing, then
 # runs the demo (cmd/walprobe/deps_test.go keeps it to those two).

@@ -1,3 +1,5 @@
+//go:build !unit
+
 package heartbeat_test
 
 import (
@@ -16,6 +18,7 @@ import (
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // TestSharedProbeID runs two writers with the same probe id against one
@@ -32,7 +35,7 @@ func TestSharedProbeID(t *testing.T) {
 	}
 
 	a := startWriter(t.Context(), t, conn, probeID)
-	waitFor(t, 10*time.Second, "a writes beats", func() bool { return a.p.Snapshot().Beats >= 5 })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "a writes beats", func() bool { return a.p.Snapshot().Beats >= 5 })
 	if got := a.conflicts(); len(got) > 0 {
 		t.Fatalf("a alone reported %v", got)
 	}
@@ -72,7 +75,7 @@ func TestSharedProbeID(t *testing.T) {
 	}
 
 	b.stop()
-	waitFor(t, 10*time.Second, "a clears once b stops", func() bool { return a.p.Snapshot().Primary.Error == "" })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "a clears once b stops", func() bool { return a.p.Snapshot().Primary.Error == "" })
 	if got := a.conflicts(); len(got) != 2 || got[1] != nil {
 		t.Errorf("a: conflict reports %v, want [conflict, nil]", got)
 	}
@@ -136,16 +139,6 @@ func (s *writerSide) conflicts() []error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]error(nil), s.errs...)
-}
-
-// waitFor polls cond every 20 ms until it holds, failing the test after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(d); !cond(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
-		}
-	}
 }
 
 // syncBuffer collects logs from several goroutines.

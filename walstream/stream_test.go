@@ -1,3 +1,5 @@
+//go:build !unit
+
 package walstream
 
 import (
@@ -18,6 +20,7 @@ import (
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 const (
@@ -155,22 +158,6 @@ func startRig(ctx context.Context, t *testing.T, c *cluster.Cluster, probeID, st
 	return r
 }
 
-// waitFor polls cond every 50 ms until it holds or d passes.
-func waitFor(ctx context.Context, t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("timed out after %s waiting for %s", d, what)
-		case <-tick.C:
-		}
-	}
-}
-
 func lastSeen(tg *probe.Target) int64 {
 	s, _ := tg.LastSeen()
 	return s
@@ -204,10 +191,10 @@ func TestStream(t *testing.T) {
 
 	t.Run("beats are timed on the stream", func(t *testing.T) {
 		r := startRig(ctx, t, c, "timed", "walprobe", nil)
-		waitFor(ctx, t, 10*time.Second, "the stream to see a beat", func() bool { _, ok := r.target.LastSeen(); return ok })
+		fakes.WaitFor(ctx, t, 10*time.Second, "the stream to see a beat", func() bool { _, ok := r.target.LastSeen(); return ok })
 		first := lastSeen(r.target)
 		time.Sleep(20 * beatInterval)
-		waitFor(ctx, t, 5*time.Second, "15 beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 15 })
+		fakes.WaitFor(ctx, t, 5*time.Second, "15 beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 15 })
 		if got := lastSeen(r.target); got <= first {
 			t.Errorf("LastSeen stayed at %d", got)
 		}
@@ -261,7 +248,7 @@ func TestStream(t *testing.T) {
 
 	t.Run("clean shutdown drops the slot", func(t *testing.T) {
 		r := startRig(ctx, t, c, "shutdown", "walprobe", nil)
-		waitFor(ctx, t, 10*time.Second, "a walprobe slot", func() bool { return slotCount(ctx, t, c) == 1 })
+		fakes.WaitFor(ctx, t, 10*time.Second, "a walprobe slot", func() bool { return slotCount(ctx, t, c) == 1 })
 		r.stop()
 		select {
 		case <-r.streamDone:
@@ -269,13 +256,13 @@ func TestStream(t *testing.T) {
 			t.Fatal("Run did not return after stop")
 		}
 		start := time.Now()
-		waitFor(ctx, t, 5*time.Second, "no walprobe slot", func() bool { return slotCount(ctx, t, c) == 0 })
+		fakes.WaitFor(ctx, t, 5*time.Second, "no walprobe slot", func() bool { return slotCount(ctx, t, c) == 0 })
 		t.Logf("slot gone %s after Run returned", time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("slot retains little WAL", func(t *testing.T) {
 		r := startRig(ctx, t, c, "retention", "walprobe", nil)
-		waitFor(ctx, t, 10*time.Second, "the stream to see a beat", func() bool { _, ok := r.target.LastSeen(); return ok })
+		fakes.WaitFor(ctx, t, 10*time.Second, "the stream to see a beat", func() bool { _, ok := r.target.LastSeen(); return ok })
 		const q = `SELECT coalesce(max(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)), -1)::bigint
 FROM pg_replication_slots WHERE slot_name LIKE 'walprobe\_%'`
 		retained := func() int64 {
@@ -336,15 +323,15 @@ ON CONFLICT (id) DO UPDATE SET pad = EXCLUDED.pad`); err != nil {
 
 	t.Run("seq gap counts as missed", func(t *testing.T) {
 		r := startRig(ctx, t, c, "gappy", "walprobe", nil)
-		waitFor(ctx, t, 10*time.Second, "beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 2 })
+		fakes.WaitFor(ctx, t, 10*time.Second, "beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 2 })
 		// Skip five seqs behind the writer's back: the stream sees seq
 		// jump by 5 within one connection.
 		if err := c.Primary.Exec(ctx, "UPDATE walprobe.heartbeat SET seq = seq + 5 WHERE probe_id = 'gappy'"); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(ctx, t, 5*time.Second, "Missed() = 4", func() bool { return r.stream.Missed() == 4 })
+		fakes.WaitFor(ctx, t, 5*time.Second, "Missed() = 4", func() bool { return r.stream.Missed() == 4 })
 		n := len(func() []probe.Visibility { v, _, _ := r.rec.snapshot(); return v }())
-		waitFor(ctx, t, 5*time.Second, "beats timed after the gap", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n+2 })
+		fakes.WaitFor(ctx, t, 5*time.Second, "beats timed after the gap", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n+2 })
 		if got := r.stream.Missed(); got != 4 {
 			t.Errorf("Missed() = %d, want 4", got)
 		}
@@ -379,7 +366,7 @@ ON CONFLICT (id) DO UPDATE SET pad = EXCLUDED.pad`); err != nil {
 				}
 				r := startRig(ctx, t, c, "errs", tt.user, tt.mod)
 				var reason string
-				waitFor(ctx, t, 10*time.Second, "the target to go down", func() bool {
+				fakes.WaitFor(ctx, t, 10*time.Second, "the target to go down", func() bool {
 					_, _, trans := r.rec.snapshot()
 					for _, e := range trans {
 						if e.To == probe.StateDown {
@@ -468,13 +455,13 @@ func TestStreamReconnects(t *testing.T) {
 	ctx := context.Background()
 	c := cluster.StartT(t, cluster.Options{})
 	r := startRig(ctx, t, c, "restart", "walprobe", nil)
-	waitFor(ctx, t, 10*time.Second, "beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 3 })
+	fakes.WaitFor(ctx, t, 10*time.Second, "beats timed", func() bool { v, _, _ := r.rec.snapshot(); return len(v) >= 3 })
 	before := lastSeen(r.target)
 	restarted := time.Now()
 	if err := c.Primary.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(ctx, t, 30*time.Second, "down then connected again", func() bool {
+	fakes.WaitFor(ctx, t, 30*time.Second, "down then connected again", func() bool {
 		_, _, trans := r.rec.snapshot()
 		down := false
 		for _, e := range trans {
@@ -492,17 +479,17 @@ func TestStreamReconnects(t *testing.T) {
 			t.Logf("down: %s", e.Reason)
 		}
 	}
-	waitFor(ctx, t, 10*time.Second, "LastSeen to advance past the restart", func() bool { return lastSeen(r.target) > before+2 })
+	fakes.WaitFor(ctx, t, 10*time.Second, "LastSeen to advance past the restart", func() bool { return lastSeen(r.target) > before+2 })
 	n := len(func() []probe.Visibility { v, _, _ := r.rec.snapshot(); return v }())
-	waitFor(ctx, t, 10*time.Second, "beats timed after the restart", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n })
+	fakes.WaitFor(ctx, t, 10*time.Second, "beats timed after the restart", func() bool { v, _, _ := r.rec.snapshot(); return len(v) > n })
 	// Each connection starts a new slot after the gap: a gap across a
 	// reconnect is not a seq gap on one stream.
 	if got := r.stream.Missed(); got != 0 {
 		t.Errorf("Missed() = %d, want 0 (no seq gap within a connection)", got)
 	}
-	waitFor(ctx, t, 5*time.Second, "exactly one walprobe slot", func() bool { return slotCount(ctx, t, c) == 1 })
+	fakes.WaitFor(ctx, t, 5*time.Second, "exactly one walprobe slot", func() bool { return slotCount(ctx, t, c) == 1 })
 	r.stop()
-	waitFor(ctx, t, 5*time.Second, "no walprobe slot", func() bool { return slotCount(ctx, t, c) == 0 })
+	fakes.WaitFor(ctx, t, 5*time.Second, "no walprobe slot", func() bool { return slotCount(ctx, t, c) == 0 })
 	if strings.Contains(r.logs.String(), c.Password) {
 		t.Errorf("the password leaked into logs")
 	}
@@ -514,7 +501,7 @@ func TestStreamWalLevel(t *testing.T) {
 	c := cluster.StartT(t, cluster.Options{ExtraConf: []string{"wal_level = replica"}})
 	r := startRig(ctx, t, c, "wal_level", "walprobe", nil)
 	var reason string
-	waitFor(ctx, t, 10*time.Second, "the target to go down", func() bool {
+	fakes.WaitFor(ctx, t, 10*time.Second, "the target to go down", func() bool {
 		_, _, trans := r.rec.snapshot()
 		for _, e := range trans {
 			if e.To == probe.StateDown {

@@ -2,22 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"errors"
-	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/jackc/pgx/v5/pgconn"
 	"go.uber.org/goleak"
-
-	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/heartbeat/pgconf"
-	"github.com/walprobe/walprobe/test/cluster"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -240,134 +230,6 @@ func TestRunBadInput(t *testing.T) {
 			assertNoSecret(t, "stderr", stderr, canary)
 		})
 	}
-}
-
-// freePort returns a 127.0.0.1 port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	if err := l.Close(); err != nil {
-		t.Fatalf("close: %v", err)
-	}
-	return port
-}
-
-// TestRunRealServer checks what a user sees when --primary is wrong in
-// ways only a real server reveals. An unreachable or refusing primary is a
-// state the running probe reports, not an exit, so those cases call the
-// check run() makes (heartbeat.Check, itself pgconf.Connect + Explain)
-// rather than run(), which would keep running.
-func TestRunRealServer(t *testing.T) {
-	c := cluster.StartT(t, cluster.Options{Standbys: 1})
-	pw := c.Password
-	walprobeDSN := c.Primary.DSN("walprobe")
-
-	t.Run("primary in recovery exits 2 with --fail-fast", func(t *testing.T) {
-		code, stdout, stderr := runT(t, "run", "--fail-fast", "--primary", c.Standbys[0].DSN("walprobe"), "--no-stream", "--listen", "127.0.0.1:0")
-		if code != 2 {
-			t.Errorf("exit status %d, want 2\nstderr:\n%s", code, stderr)
-		}
-		for _, w := range []string{"in recovery", "point --primary at the read-write server"} {
-			if !strings.Contains(stderr, w) {
-				t.Errorf("stderr does not say %q:\n%s", w, stderr)
-			}
-		}
-		if n := strings.Count(strings.TrimRight(stderr, "\n"), "\n"); n != 0 {
-			t.Errorf("stderr has %d lines, want 1:\n%s", n+1, stderr)
-		}
-		assertNoSecret(t, "stdout", stdout, pw)
-		assertNoSecret(t, "stderr", stderr, pw)
-	})
-
-	const wrongPW = "wrong-canary-7f3a"
-	tests := []struct {
-		name    string
-		give    string
-		wantIn  []string
-		wantErr error // matched with errors.Is, when set
-		code    string
-	}{
-		{
-			name:   "unresolvable host",
-			give:   "host=nonexistent.invalid port=5432 user=walprobe dbname=postgres sslmode=disable connect_timeout=5 password=" + pw,
-			wantIn: []string{`cannot resolve host "nonexistent.invalid"`, "fix host in the DSN"},
-		},
-		{
-			name:   "refused port",
-			give:   "host=127.0.0.1 port=" + strconv.Itoa(freePort(t)) + " user=walprobe dbname=postgres sslmode=disable connect_timeout=5 password=" + pw,
-			wantIn: []string{"connection refused", "listening on that port"},
-		},
-		{
-			name:   "wrong password",
-			give:   strings.Replace(walprobeDSN, "password="+pw, "password="+wrongPW, 1),
-			wantIn: []string{`password authentication failed for user "walprobe"`, "check the password"},
-			code:   "28P01",
-		},
-		{
-			name:   "missing database",
-			give:   strings.Replace(walprobeDSN, "dbname=postgres", "dbname=no_such_db", 1),
-			wantIn: []string{`"no_such_db" does not exist`, "fix dbname in the DSN"},
-			code:   "3D000",
-		},
-		{
-			name:    "standby as primary",
-			give:    c.Standbys[0].DSN("walprobe"),
-			wantIn:  []string{"is in recovery", "point --primary at the read-write server"},
-			wantErr: heartbeat.ErrInRecovery,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			cfg, err := pgconf.Parse("--primary", tt.give)
-			if err != nil {
-				t.Fatalf("parse: %v", err)
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-			defer cancel()
-			err = heartbeat.Check(ctx, cfg)
-			if err == nil {
-				t.Fatal("Check succeeded, want an error")
-			}
-			got := err.Error()
-			for _, w := range tt.wantIn {
-				if !strings.Contains(got, w) {
-					t.Errorf("error does not say %q:\n%s", w, got)
-				}
-			}
-			if strings.Contains(got, "\n") {
-				t.Errorf("error is not one line:\n%s", got)
-			}
-			assertNoSecret(t, "error", got, pw, wrongPW)
-			if tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
-				t.Errorf("errors.Is(%v, %v) = false", err, tt.wantErr)
-			}
-			if tt.wantErr == nil {
-				// Connection failures are pgconf.Errors: run() treats them
-				// as a state and keeps going.
-				var pe *pgconf.Error
-				if !errors.As(err, &pe) || pe.Target != "primary" {
-					t.Errorf("error %T is not a *pgconf.Error for target primary", err)
-				}
-			}
-			if tt.code != "" {
-				if got := sqlState(err); got != tt.code {
-					t.Errorf("SQLSTATE %q, want %q", got, tt.code)
-				}
-			}
-		})
-	}
-}
-
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
 }
 
 // TestConfigPrecedence shows flags win over WALPROBE_* env, which wins over

@@ -93,6 +93,7 @@ func TestNoExitMessageEchoesAPassword(t *testing.T) {
 		// --otlp-endpoint and --listen after the primary check.
 		{name: "run --slo, --primary set", give: []string{"run", "--primary", okPrimary, "--no-stream", "--slo", dsn}, want: 2},
 		{name: "run --listen, --primary set", give: []string{"run", "--primary", okPrimary, "--no-stream", "--listen", dsn}, want: 2},
+		{name: "run --listen-addr-file", give: []string{"run", "--primary", okPrimary, "--no-stream", "--listen", "256.0.0.1:1", "--listen-addr-file", dsn}, want: 2},
 		{name: "run --otlp-endpoint, --primary set", give: []string{"run", "--primary", okPrimary, "--no-stream", "--otlp-endpoint", dsn, "--listen", "256.0.0.1:1"}, want: 2},
 
 		// check: kong's errors exit 2; a configuration the plugin itself

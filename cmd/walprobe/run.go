@@ -24,6 +24,10 @@ type runCmd struct {
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
 	FailFast  bool   `help:"Exit with status 2 at start-up when a server rejects the probe or is not set up (pg_hba.conf, password, database, grants, role), instead of reporting it down and retrying." name:"fail-fast"`
 	alertFlags
+
+	// ListenAddrFile lets a supervisor or a test start walprobe on
+	// --listen 127.0.0.1:0 and learn the port without parsing logs.
+	ListenAddrFile string `help:"Once listening, write the bound --listen address (host:port) to this file (for --listen with port 0)." name:"listen-addr-file" placeholder:"FILE"`
 }
 
 // probeFlags are the flags that describe what to watch; demo fills them
@@ -144,6 +148,17 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 	if err := r.alertFlags.add(a, logger, r.FlushTimeout); err != nil {
 		return err
 	}
+	if r.ListenAddrFile != "" {
+		if err := writeAddrFile(r.ListenAddrFile, a.http.Addr()); err != nil {
+			// The path is not echoed: like every flag, it may hold a DSN
+			// by mistake.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return configErrorf("--listen-addr-file: cannot write the file: %w", err)
+		}
+	}
 	return a.run(ctx)
 }
 
@@ -165,4 +180,14 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// writeAddrFile writes addr and a newline to path through a temporary file
+// and a rename, so whoever polls for path never reads half an address.
+func writeAddrFile(path, addr string) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(addr+"\n"), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }

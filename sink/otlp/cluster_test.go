@@ -1,3 +1,5 @@
+//go:build !unit
+
 package otlp
 
 import (
@@ -13,12 +15,12 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 
-	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/sink/metrics"
 	"github.com/walprobe/walprobe/test/cluster"
-	"github.com/walprobe/walprobe/walstream"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // TestClusterTraces runs a real writer, a standby reader and the logical
@@ -49,27 +51,19 @@ func TestClusterTraces(t *testing.T) {
 	logs := &bytes.Buffer{}
 	var logMu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{w: logs, mu: &logMu}, nil))
-	p := probe.New(probe.Config{ProbeID: "cluster-probe", Interval: interval}, logger)
+	run := inproc.New(ctx, t, inproc.Config{Primary: c.Primary.DSN("walprobe"), ProbeID: "cluster-probe", Interval: interval,
+		Targets: []inproc.Target{{Name: "standby1", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")}},
+		Stream:  true, NoCheck: true, Logger: logger})
+	p := run.Probe
 	if _, err := metrics.New(p, mp); err != nil {
 		t.Fatal(err)
 	}
+	// The tracer names each target's server from its connection settings.
 	primary, err := pgconf.Parse("primary", c.Primary.DSN("walprobe"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	standby, err := pgconf.Parse("standby1", c.Standbys[0].DSN("walprobe"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdr, err := probe.NewReader(probe.ReaderConfig{Name: "standby1", Kind: probe.KindStandby, Conn: standby, ProbeID: "cluster-probe", Interval: interval}, p, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st, err := p.Register("stream", probe.KindStream)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := walstream.New(walstream.Config{Conn: primary, ProbeID: "cluster-probe"}, st, logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,23 +75,8 @@ func TestClusterTraces(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.Observe(tr)
-	w, err := heartbeat.NewWriter(heartbeat.WriterConfig{
-		Conn: primary, ProbeID: "cluster-probe", Interval: interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn,
-	}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{p.Run, w.Run, rdr.Run, stream.Run, tr.Run} {
-		wg.Go(func() {
-			if err := run(runCtx); err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
-	}
+	run.Go(tr.Run)
+	run.Start()
 	complete := func() int {
 		spans, _ := r.allSpans()
 		kids := map[string]int{}
@@ -114,9 +93,8 @@ func TestClusterTraces(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, 30*time.Second, "5 complete beat traces", func() bool { return complete() >= 5 })
-	cancel()
-	wg.Wait()
+	fakes.WaitFor(t.Context(), t, 30*time.Second, "5 complete beat traces", func() bool { return complete() >= 5 })
+	run.Stop()
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Errorf("trace shutdown: %v", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/sink/alert"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 const (
@@ -117,17 +118,6 @@ func start(t *testing.T, n *Notifier) (stop func()) {
 	return stop
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestRetryDedupeResolve(t *testing.T) {
 	rcv := &receiver{t: t, failFirst: 2}
 	srv := httptest.NewServer(rcv)
@@ -146,7 +136,7 @@ func TestRetryDedupeResolve(t *testing.T) {
 			t.Error("repeated firing Notify = true, want deduplicated")
 		}
 	}
-	waitFor(t, "firing delivered", func() bool { return n.Sent() == 1 })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "firing delivered", func() bool { return n.Sent() == 1 })
 	if got := rcv.requests(); got != 3 {
 		t.Errorf("requests = %d, want 3 (two 503s retried, then delivered)", got)
 	}
@@ -158,7 +148,7 @@ func TestRetryDedupeResolve(t *testing.T) {
 	if n.Notify(resolved) {
 		t.Error("second resolved Notify = true, want ignored")
 	}
-	waitFor(t, "resolved delivered", func() bool { return n.Sent() == 2 })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "resolved delivered", func() bool { return n.Sent() == 2 })
 	stop()
 
 	if got := rcv.requests(); got != 4 {
@@ -200,7 +190,7 @@ func TestClientErrorNotRetried(t *testing.T) {
 	n := newTestNotifier(t, Config{URL: srv.URL + "/hooks/" + canary}, &logs)
 	stop := start(t, n)
 	n.Notify(alert.Alert{Name: alert.LagWarning, Target: "r1", Firing: true})
-	waitFor(t, "failure", func() bool { return n.Failed() == 1 })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "failure", func() bool { return n.Failed() == 1 })
 	stop()
 	if got := rcv.requests(); got != 1 {
 		t.Errorf("requests = %d, want 1 (400 is not retried)", got)

@@ -19,12 +19,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 const probeID = "bench"
@@ -149,18 +147,15 @@ type spec struct {
 	dsn  string
 }
 
-// rig is one probe: hub, writer and readers, as `walprobe run` wires them.
+// rig is one probe: hub, writer and readers, as `walprobe run` wires them
+// (test/inproc), with a collector observing it.
 type rig struct {
 	b        *testing.B
+	run      *inproc.Running
 	p        *probe.Probe
 	obs      *collector
 	readers  map[string]*probe.Reader
 	interval time.Duration
-	primary  *pgx.ConnConfig
-	cancel   context.CancelFunc
-	wcancel  context.CancelFunc
-	wg, wwg  sync.WaitGroup
-	once     sync.Once
 }
 
 func newRig(b *testing.B, c *cluster.Cluster, interval time.Duration, specs ...spec) *rig {
@@ -177,61 +172,25 @@ func newRigLight(b *testing.B, c *cluster.Cluster, interval time.Duration, specs
 
 func startRig(b *testing.B, c *cluster.Cluster, interval time.Duration, light bool, specs []spec) *rig {
 	b.Helper()
-	pc, err := pgconf.Parse("primary", c.Primary.DSN("walprobe"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	p := probe.New(probe.Config{ProbeID: probeID, Interval: interval}, quiet)
-	r := &rig{b: b, p: p, obs: &collector{vis: map[string][]probe.Visibility{}, counts: map[string]int{}, light: light}, readers: map[string]*probe.Reader{},
-		interval: interval, primary: pc}
-	p.Observe(r.obs)
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
+	targets := make([]inproc.Target, 0, len(specs))
 	for _, s := range specs {
-		cfg, err := pgconf.Parse(s.name, s.dsn)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rd, err := probe.NewReader(probe.ReaderConfig{Name: s.name, Kind: s.kind, Conn: cfg, ProbeID: probeID, Interval: interval}, p, quiet)
-		if err != nil {
-			b.Fatal(err)
-		}
-		r.readers[s.name] = rd
-		r.wg.Go(func() { _ = rd.Run(ctx) })
+		targets = append(targets, inproc.Target{Name: s.name, Kind: s.kind, DSN: s.dsn})
 	}
-	r.wg.Go(func() { _ = p.Run(ctx) })
-	r.startWriter()
-	b.Cleanup(r.stop)
+	run := inproc.New(context.Background(), b, inproc.Config{Primary: c.Primary.DSN("walprobe"), ProbeID: probeID, Interval: interval,
+		Targets: targets, NoCheck: true, Logger: quiet})
+	r := &rig{b: b, run: run, p: run.Probe, readers: run.Readers, interval: interval,
+		obs: &collector{vis: map[string][]probe.Visibility{}, counts: map[string]int{}, light: light}}
+	r.p.Observe(r.obs)
+	run.Start()
 	return r
 }
 
-func (r *rig) startWriter() {
-	w, err := heartbeat.NewWriter(heartbeat.WriterConfig{
-		Conn: r.primary, ProbeID: probeID, Interval: r.interval,
-		OnBeat: r.p.Beat, OnMiss: r.p.Missed, OnConn: r.p.WriterConn,
-	}, quiet)
-	if err != nil {
-		r.b.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.wcancel = cancel
-	r.wwg.Go(func() { _ = w.Run(ctx) })
-}
-
-// stopWriter cancels the writer's context: the primary goes idle.
-func (r *rig) stopWriter() {
-	r.wcancel()
-	r.wwg.Wait()
-}
+// stopWriter pauses the writer: the primary goes idle, and no interval
+// counts as missed.
+func (r *rig) stopWriter() { r.run.Writer.SetPaused(true) }
 
 // stop ends every goroutine; Reader.Polls is readable afterwards.
-func (r *rig) stop() {
-	r.once.Do(func() {
-		r.stopWriter()
-		r.cancel()
-		r.wg.Wait()
-	})
-}
+func (r *rig) stop() { r.run.Stop() }
 
 // polls sums Reader.Polls over the rig's readers.
 func (r *rig) polls() int64 {

@@ -1,139 +1,41 @@
 package e2e
 
 import (
-	"bufio"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"os/exec"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walprobe/walprobe/test/launch"
 )
 
-// binProc is the walprobe binary running in a test: its HTTP address,
-// its stderr (logs) and stdout (--json lines) as they come.
-type binProc struct {
-	cmd  *exec.Cmd
-	addr string
-
-	mu      sync.Mutex
-	logs    strings.Builder
-	stdout  []string
-	exited  chan struct{} // closed once the process has been waited for
-	waitErr error         // cmd.Wait's result; read after exited
-}
+// binProc is the walprobe binary running in a test (test/launch): its
+// HTTP address, its stderr (logs) and stdout (--json lines) as they come.
+type binProc struct{ *launch.Process }
 
 // startBin runs `walprobe run args...` with extra environment and
-// returns once it serves HTTP. The process is killed when the test ends if
-// it is still running.
+// returns once it serves HTTP. The process is stopped when the test ends.
 func startBin(t *testing.T, env []string, args ...string) *binProc {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), append([]string{"run"}, args...)...)
-	cmd.Env = append(cmd.Environ(), env...)
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &binProc{cmd: cmd, exited: make(chan struct{})}
-	addrc := make(chan string, 1)
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
-	go func() {
-		defer wg.Done()
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.stdout = append(p.stdout, sc.Text())
-			p.mu.Unlock()
-		}
-	}()
-	go func() {
-		wg.Wait() // both pipes at EOF: the process has ended
-		p.waitErr = cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-		}
-		if t.Failed() {
-			t.Logf("walprobe logs:\n%s", p.Logs())
-		}
-	})
-	select {
-	case p.addr = <-addrc:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("walprobe did not start serving within 30 s:\n%s", p.Logs())
-	}
-	return p
-}
-
-// Logs returns stderr so far.
-func (p *binProc) Logs() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.logs.String()
-}
-
-// Stdout returns the stdout lines so far.
-func (p *binProc) Stdout() []string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return append([]string(nil), p.stdout...)
+	return &binProc{launch.Start(t.Context(), t, launch.Options{Args: append([]string{"run"}, args...), Env: env})}
 }
 
 // get fetches path from walprobe's HTTP server.
 func (p *binProc) get(t *testing.T, path string) string {
 	t.Helper()
-	c := http.Client{Timeout: 5 * time.Second}
-	resp, err := c.Get("http://" + p.addr + path)
+	code, b, err := p.Get(t.Context(), path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %d %s", path, resp.StatusCode, b)
+	if code != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", path, code, b)
 	}
-	return string(b)
+	return b
 }
 
 // stateOf returns a target's state from /v1/state ("" when absent).
@@ -160,86 +62,11 @@ func (p *binProc) stateOf(t *testing.T, target string) string {
 // how long the exit took and the wait error (nil for status 0).
 func (p *binProc) terminate(t *testing.T, limit time.Duration) (time.Duration, error) {
 	t.Helper()
-	start := time.Now()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
+	d, err := p.Terminate(limit)
+	if p.Running() || (err != nil && launch.ExitCode(err) == -1) {
+		t.Fatalf("walprobe after SIGTERM: %v:\n%s", err, p.Logs())
 	}
-	select {
-	case <-p.exited:
-		return time.Since(start), p.waitErr
-	case <-time.After(limit):
-		_ = p.cmd.Process.Kill()
-		t.Fatalf("walprobe did not exit within %s of SIGTERM:\n%s", limit, p.Logs())
-		return 0, nil
-	}
-}
-
-// hookReceiver is a real webhook endpoint that checks every signature and
-// keeps the walprobe payloads it accepted.
-type hookReceiver struct {
-	t      *testing.T
-	secret string
-	srv    *httptest.Server
-
-	mu   sync.Mutex
-	got  []map[string]any
-	raw  []string
-	errs int
-}
-
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	h := &hookReceiver{t: t, secret: secret}
-	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		m := hmac.New(sha256.New, []byte(secret))
-		m.Write(body)
-		if r.Header.Get("X-Walprobe-Signature") != "sha256="+hex.EncodeToString(m.Sum(nil)) {
-			t.Errorf("webhook: bad signature on %s", body)
-		}
-		var p map[string]any
-		if err := json.Unmarshal(body, &p); err != nil {
-			t.Errorf("webhook payload %s: %v", body, err)
-		}
-		h.mu.Lock()
-		h.got = append(h.got, p)
-		h.raw = append(h.raw, string(body))
-		h.mu.Unlock()
-	}))
-	t.Cleanup(h.srv.Close)
-	return h
-}
-
-// count returns how many payloads for alert on target had status.
-func (h *hookReceiver) count(alert, target, status string) int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	n := 0
-	for _, p := range h.got {
-		if p["alert"] == alert && p["target"] == target && p["status"] == status {
-			n++
-		}
-	}
-	return n
-}
-
-// forTarget returns every payload about target.
-func (h *hookReceiver) forTarget(target string) []map[string]any {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	var out []map[string]any
-	for _, p := range h.got {
-		if p["target"] == target {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// body returns every payload received, raw.
-func (h *hookReceiver) bodies() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return strings.Join(h.raw, "\n")
+	return d, err
 }
 
 // blackhole is a TCP listener that accepts connections and never reads

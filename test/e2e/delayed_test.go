@@ -12,6 +12,8 @@ import (
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/inproc"
 	"github.com/walprobe/walprobe/walstream"
 )
 
@@ -39,8 +41,8 @@ func TestDelayedStandbys(t *testing.T) {
 	}
 	const interval = 200 * time.Millisecond
 	r := startProbe(ctx, t, c.Primary.SuperDSN(), "delayed", interval,
-		targetDSN{"standby1", probe.KindStandby, s1.SuperDSN()},
-		targetDSN{"standby2", probe.KindStandby, s2.SuperDSN()})
+		inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: s1.SuperDSN()},
+		inproc.Target{Name: "standby2", Kind: probe.KindStandby, DSN: s2.SuperDSN()})
 	// The logical stream reads every beat's commit timestamp off the
 	// commit record (pgoutput Begin): the very timestamp the standby's
 	// apply delay counts from.
@@ -50,7 +52,7 @@ func TestDelayedStandbys(t *testing.T) {
 
 	// Learning the 30 s delay takes 30 s; then count standby2's cost over
 	// a steady window of 15 s while standby1 collects its beats.
-	waitFor(t, 60*time.Second, "standby2 to show its first beats", func() bool { return len(r.rec.visible("standby2")) >= 10 })
+	fakes.WaitFor(t.Context(), t, 60*time.Second, "standby2 to show its first beats", func() bool { return len(r.rec.VisibleOn("standby2")) >= 10 })
 	xacts := func() int64 {
 		// Stats are flushed at most once a second when idle: ask for a
 		// fresh snapshot of this server's counters.
@@ -63,10 +65,10 @@ func TestDelayedStandbys(t *testing.T) {
 	}
 	rd2 := r.readers["standby2"]
 	time.Sleep(1500 * time.Millisecond)
-	polls0, xact0, timed0 := rd2.Polls(), xacts(), len(r.rec.visible("standby2"))
+	polls0, xact0, timed0 := rd2.Polls(), xacts(), len(r.rec.VisibleOn("standby2"))
 	time.Sleep(15 * time.Second)
 	time.Sleep(1500 * time.Millisecond) // let the stats flush
-	polls1, xact1, timed1 := rd2.Polls(), xacts(), len(r.rec.visible("standby2"))
+	polls1, xact1, timed1 := rd2.Polls(), xacts(), len(r.rec.VisibleOn("standby2"))
 	polls, beats := polls1-polls0, int64(timed1-timed0)
 	// xact_commit also counts this test's own reads (a connection and a
 	// query each): allow a few, and 10 %.
@@ -83,10 +85,10 @@ func TestDelayedStandbys(t *testing.T) {
 	}
 
 	// standby1: truth inside every estimate.
-	vis := r.rec.visible("standby1")
+	vis := r.rec.VisibleOn("standby1")
 	if len(vis) < 100 {
-		waitFor(t, 30*time.Second, "100 beats on standby1", func() bool { return len(r.rec.visible("standby1")) >= 100 })
-		vis = r.rec.visible("standby1")
+		fakes.WaitFor(t.Context(), t, 30*time.Second, "100 beats on standby1", func() bool { return len(r.rec.VisibleOn("standby1")) >= 100 })
+		vis = r.rec.VisibleOn("standby1")
 	}
 	var inside, early, checked int
 	var bounds []time.Duration

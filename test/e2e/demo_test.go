@@ -10,6 +10,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
@@ -34,14 +37,13 @@ func (s *syncBuffer) String() string {
 // table to show true and classic numbers for every target, sends SIGINT,
 // and checks that no server process and no temporary directory remain.
 func TestDemoCtrlCLeavesNothing(t *testing.T) {
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--interval", "200ms")
+	cmd := launch.Command(t.Context(), t, "demo", "--listen", "127.0.0.1:0", "--interval", "200ms")
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 40*time.Second, "the demo table with every target healthy", func() bool {
+	fakes.WaitFor(t.Context(), t, 40*time.Second, "the demo table with every target healthy", func() bool {
 		s := out.String()
 		i := strings.LastIndex(s, "walprobe demo   primary")
 		if i < 0 {

@@ -31,8 +31,8 @@ func TestEligibleNeverEarly(t *testing.T) {
 	}
 	const interval = 200 * time.Millisecond
 	r := startProbe(ctx, t, c.Primary.SuperDSN(), "ryw", interval,
-		targetDSN{"fast", probe.KindStandby, fast.DSN("walprobe")},
-		targetDSN{"slow", probe.KindStandby, slow.DSN("walprobe")})
+		targetDSN{Name: "fast", Kind: probe.KindStandby, DSN: fast.DSN("walprobe")},
+		targetDSN{Name: "slow", Kind: probe.KindStandby, DSN: slow.DSN("walprobe")})
 	waitFor(t, 30*time.Second, "both standbys healthy", func() bool {
 		return r.target(t, "fast").State == probe.StateHealthy && r.target(t, "slow").State == probe.StateHealthy
 	})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // TestBlackholedExportersDoNotBlock runs the binary with its OTLP metrics,
@@ -68,8 +69,8 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 				"--interval", interval.String(), "--listen", "127.0.0.1:0", "--probe-id", "blackhole-"+tc.name[:8],
 				"--json", "--webhook-url", "http://"+haddr+"/hook/token")
 
-			waitFor(t, 15*time.Second, "every exporter connected to its blackhole", connected)
-			waitFor(t, 15*time.Second, "standby1 and the stream healthy", func() bool {
+			fakes.WaitFor(t.Context(), t, 15*time.Second, "every exporter connected to its blackhole", connected)
+			fakes.WaitFor(t.Context(), t, 15*time.Second, "standby1 and the stream healthy", func() bool {
 				return p.stateOf(t, "standby1") == "healthy" && p.stateOf(t, "stream") == "healthy"
 			})
 			const window = 8 * time.Second
@@ -150,7 +151,7 @@ func TestBlackholedExportersDoNotBlock(t *testing.T) {
 			if limit := flush + 2*time.Second; took > limit {
 				t.Errorf("exit took %s after SIGTERM, want <= %s (--flush-timeout %s + 1s, plus slack)", took, limit, flush)
 			}
-			waitFor(t, 5*time.Second, "no walprobe slot after shutdown", func() bool {
+			fakes.WaitFor(t.Context(), t, 5*time.Second, "no walprobe slot after shutdown", func() bool {
 				n, _ := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'walprobe%'")
 				return n == "0"
 			})

@@ -7,6 +7,8 @@ import (
 
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // TestFaultsAreStates stops the primary and then a standby: the probe
@@ -16,8 +18,8 @@ func TestFaultsAreStates(t *testing.T) {
 	ctx := context.Background()
 	c := cluster.StartT(t, cluster.Options{Standbys: 1})
 	r := startProbe(ctx, t, c.Primary.DSN("walprobe"), "faults", 200*time.Millisecond,
-		targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
-	waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 3 })
+		inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")})
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.VisibleOn("standby1")) >= 3 })
 
 	t.Run("primary_down", func(t *testing.T) {
 		if err := c.Primary.Stop(ctx); err != nil {
@@ -46,7 +48,7 @@ func TestFaultsAreStates(t *testing.T) {
 		if err := c.Primary.Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "standby1 healthy after the primary returned", func() bool {
+		fakes.WaitFor(t.Context(), t, 30*time.Second, "standby1 healthy after the primary returned", func() bool {
 			s := r.target(t, "standby1")
 			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < time.Second
 		})
@@ -68,7 +70,7 @@ func TestFaultsAreStates(t *testing.T) {
 		if err := c.Standbys[0].Start(ctx); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 30*time.Second, "standby1 healthy after restart", func() bool {
+		fakes.WaitFor(t.Context(), t, 30*time.Second, "standby1 healthy after restart", func() bool {
 			s := r.target(t, "standby1")
 			return s.State == probe.StateHealthy && s.Lag != nil && *s.Lag < time.Second
 		})
@@ -78,6 +80,6 @@ func TestFaultsAreStates(t *testing.T) {
 		if err := c.Promote(ctx, c.Standbys[0]); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "standby1 promoted", func() bool { return r.target(t, "standby1").State == probe.StatePromoted })
+		fakes.WaitFor(t.Context(), t, 10*time.Second, "standby1 promoted", func() bool { return r.target(t, "standby1").State == probe.StatePromoted })
 	})
 }

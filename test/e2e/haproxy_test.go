@@ -19,6 +19,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // haproxyConfig routes TCP connections to the standbys whose walprobe ready
@@ -170,11 +171,11 @@ func TestHAProxyReadRouting(t *testing.T) {
 		"--standby", "standby1="+sb1.DSN("walprobe"),
 		"--standby", "standby2="+sb2.DSN("walprobe"),
 		"--interval", "200ms", "--probe-id", probeID, "--no-stream")
-	_, httpPort, err := net.SplitHostPort(w.addr)
+	_, httpPort, err := net.SplitHostPort(w.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "both standbys healthy", func() bool {
+	fakes.WaitFor(t.Context(), t, 20*time.Second, "both standbys healthy", func() bool {
 		s1, _ := w.targetState(t, "standby1")
 		s2, _ := w.targetState(t, "standby2")
 		return s1 == "healthy" && s2 == "healthy"
@@ -209,7 +210,7 @@ func TestHAProxyReadRouting(t *testing.T) {
 	}
 
 	var got map[string]int
-	waitFor(t, 15*time.Second, "connections through haproxy reaching both standbys", func() bool {
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "connections through haproxy reaching both standbys", func() bool {
 		got = land(6)
 		return got["standby1"] > 0 && got["standby2"] > 0 && got["error"] == 0
 	})
@@ -224,7 +225,7 @@ func TestHAProxyReadRouting(t *testing.T) {
 	var moved time.Duration
 	var streak int
 	var streakStart time.Time
-	waitFor(t, 8*time.Second, "ten connections in a row on standby2 after standby1's receiver is cut", func() bool {
+	fakes.WaitFor(t.Context(), t, 8*time.Second, "ten connections in a row on standby2 after standby1's receiver is cut", func() bool {
 		for range 5 {
 			start := time.Now()
 			port, _, err := readVia(ctx, t, dsn, probeID)
@@ -263,7 +264,7 @@ func TestHAProxyReadRouting(t *testing.T) {
 	restored := time.Now()
 	var back time.Duration
 	var gap int64
-	waitFor(t, 20*time.Second, "reads reaching standby1 again after restore", func() bool {
+	fakes.WaitFor(t.Context(), t, 20*time.Second, "reads reaching standby1 again after restore", func() bool {
 		port, seq, err := readVia(ctx, t, dsn, probeID)
 		if err != nil || name[port] != "standby1" {
 			return false
@@ -283,7 +284,7 @@ func TestHAProxyReadRouting(t *testing.T) {
 	if gap > 10 {
 		t.Errorf("standby1 served reads %d beats behind the primary when it came back, want caught up (max_lag=1s is 5 beats)", gap)
 	}
-	waitFor(t, 10*time.Second, "connections reaching both standbys again", func() bool {
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "connections reaching both standbys again", func() bool {
 		got = land(6)
 		return got["standby1"] > 0 && got["standby2"] > 0 && got["error"] == 0
 	})
@@ -368,7 +369,7 @@ func TestHAProxyPrimaryOutage(t *testing.T) {
 		"--standby", "standby1="+sb1.DSN("walprobe"),
 		"--standby", "standby2="+sb2.DSN("walprobe"),
 		"--interval", "200ms", "--probe-id", probeID, "--no-stream")
-	_, httpPort, err := net.SplitHostPort(w.addr)
+	_, httpPort, err := net.SplitHostPort(w.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

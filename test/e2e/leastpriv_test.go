@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"os/exec"
 	"strings"
 	"sync"
 	"syscall"
@@ -16,6 +15,8 @@ import (
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // TestLeastPrivilegeAndJSON runs the binary as a role with only the
@@ -36,7 +37,7 @@ func TestLeastPrivilegeAndJSON(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 10*time.Second, "the role on the standby", func() bool {
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "the role on the standby", func() bool {
 		v, _ := c.Standbys[0].Scalar(ctx, "SELECT count(*) FROM pg_roles WHERE rolname = 'minimal'")
 		return v == "1"
 	})
@@ -53,7 +54,7 @@ func TestLeastPrivilegeAndJSON(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); _ = w.Run(wctx) }()
 		defer func() { cancel(); wg.Wait() }()
-		waitFor(t, 10*time.Second, "the primary's classic view", func() bool { return p.Snapshot().Primary.Classic != nil })
+		fakes.WaitFor(t.Context(), t, 10*time.Second, "the primary's classic view", func() bool { return p.Snapshot().Primary.Classic != nil })
 		cl := p.Snapshot().Primary.Classic
 		if !strings.Contains(cl.Hidden, "GRANT pg_monitor TO") || len(cl.Replication) != 0 {
 			t.Errorf("without pg_monitor: hidden %q, %d rows; want the grant named and no half-empty rows", cl.Hidden, len(cl.Replication))
@@ -61,7 +62,7 @@ func TestLeastPrivilegeAndJSON(t *testing.T) {
 	})
 
 	t.Run("json_lines", func(t *testing.T) {
-		cmd := exec.Command(buildBinary(t), "run", "--primary", c.Primary.DSN("minimal"),
+		cmd := launch.Command(t.Context(), t, "run", "--primary", c.Primary.DSN("minimal"),
 			"--standby", "standby1="+c.Standbys[0].DSN("minimal"), "--json",
 			"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "jsonprobe")
 		stdout, err := cmd.StdoutPipe()

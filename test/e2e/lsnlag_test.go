@@ -11,6 +11,7 @@ import (
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // TestLSNLag checks the LSN → time lags derived from what the primary
@@ -41,13 +42,13 @@ func TestLSNLag(t *testing.T) {
 		}
 		return 0, false
 	}
-	waitFor(t, 15*time.Second, "standby1 replay LSN lag", func() bool { _, ok := lagOf("standby1@127.0.0.1", "replay"); return ok })
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "standby1 replay LSN lag", func() bool { _, ok := lagOf("standby1@127.0.0.1", "replay"); return ok })
 
 	// A logical slot that is never consumed.
 	if err := c.Primary.Exec(ctx, "SELECT pg_create_logical_replication_slot('idle_consumer', 'pgoutput')"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "idle_consumer slot lag", func() bool { _, ok := lagOf("idle_consumer", "confirmed_flush"); return ok })
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "idle_consumer slot lag", func() bool { _, ok := lagOf("idle_consumer", "confirmed_flush"); return ok })
 	first, _ := lagOf("idle_consumer", "confirmed_flush")
 	time.Sleep(3 * time.Second)
 	later, _ := lagOf("idle_consumer", "confirmed_flush")

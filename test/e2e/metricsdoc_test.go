@@ -1,21 +1,20 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // docMetric is one row of docs/metrics.md.
@@ -122,58 +121,21 @@ func parseExposition(text string) map[string]*scrapedMetric {
 func TestMetricsDocumented(t *testing.T) {
 	doc, prefixes := readMetricsDoc(t)
 	c := cluster.StartT(t, cluster.Options{Standbys: 1, Subscriber: true, PgBouncer: true})
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"),
-		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
-		"--subscriber", "sub="+c.Subscriber.DSN("walprobe"),
-		"--endpoint", "bouncer="+c.PgBouncer.DSN("walprobe"),
-		"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "metricsdoc",
-		"--slo-objective", "0.999", "--slo-threshold", "500ms")
 	// Resource attributes become target_info labels: keep the
 	// environment's OTEL_* (and WALPROBE_*) out of the scrape.
+	var env []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "OTEL_") && !strings.HasPrefix(kv, "WALPROBE_") {
-			cmd.Env = append(cmd.Env, kv)
+			env = append(env, kv)
 		}
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	addrc := make(chan string, 1)
-	logs := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		for sc.Scan() {
-			all.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		logs <- all.String()
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(20 * time.Second):
-		t.Fatal("walprobe did not start serving")
-	}
+	w := launch.Start(t.Context(), t, launch.Options{Env: env, OnlyEnv: true, Args: []string{"run", "--primary", c.Primary.DSN("walprobe"),
+		"--standby", "standby1=" + c.Standbys[0].DSN("walprobe"),
+		"--subscriber", "sub=" + c.Subscriber.DSN("walprobe"),
+		"--endpoint", "bouncer=" + c.PgBouncer.DSN("walprobe"),
+		"--interval", "200ms", "--probe-id", "metricsdoc",
+		"--slo-objective", "0.999", "--slo-threshold", "500ms"}})
+	addr := w.Addr
 	scrape := func() string {
 		resp, err := http.Get("http://" + addr + "/metrics")
 		if err != nil {
@@ -185,7 +147,7 @@ func TestMetricsDocumented(t *testing.T) {
 	}
 	// One missed beat: end the writer's session while it is connected.
 	ctx := context.Background()
-	waitFor(t, 20*time.Second, "the first beats", func() bool { return strings.Contains(scrape(), "\nwalprobe_beats_total") })
+	fakes.WaitFor(t.Context(), t, 20*time.Second, "the first beats", func() bool { return strings.Contains(scrape(), "\nwalprobe_beats_total") })
 	if _, err := c.Primary.Scalar(ctx, `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
 		WHERE application_name = 'walprobe' AND query LIKE 'INSERT INTO walprobe.heartbeat%'`); err != nil {
 		t.Fatal(err)

@@ -2,13 +2,13 @@ package e2e
 
 import (
 	"bytes"
-	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // TestSetupProgress: `walprobe setup` against a real primary prints one
@@ -16,11 +16,10 @@ import (
 // stdout stays empty, and no line carries the password.
 func TestSetupProgress(t *testing.T) {
 	c := cluster.StartT(t, cluster.Options{})
-	bin := buildBinary(t)
 	if err := c.Primary.Exec(t.Context(), "CREATE ROLE probe_progress LOGIN"); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "setup", "--primary", c.Primary.SuperDSN(), "--role", "probe_progress")
+	cmd := launch.Command(t.Context(), t, "setup", "--primary", c.Primary.SuperDSN(), "--role", "probe_progress")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
@@ -49,8 +48,7 @@ func TestSetupProgress(t *testing.T) {
 // backup, subscription, pgbouncer) on stderr and keeps stdout for the
 // table.
 func TestDemoProgress(t *testing.T) {
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "demo", "--listen", "127.0.0.1:0", "--interval", "200ms", "--duration", "3s")
+	cmd := launch.Command(t.Context(), t, "demo", "--listen", "127.0.0.1:0", "--interval", "200ms", "--duration", "3s")
 	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -12,6 +12,8 @@ import (
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/sink/api"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // TestReadyFollowsStandby: the ready endpoint of a real standby turns 503
@@ -22,8 +24,8 @@ func TestReadyFollowsStandby(t *testing.T) {
 	c := cluster.StartT(t, cluster.Options{Standbys: 2})
 	sb := c.Standbys[0]
 	r := startProbe(ctx, t, c.Primary.DSN("walprobe"), "readytest", 200*time.Millisecond,
-		targetDSN{"standby1", probe.KindStandby, sb.DSN("walprobe")},
-		targetDSN{"standby2", probe.KindStandby, c.Standbys[1].DSN("walprobe")})
+		inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: sb.DSN("walprobe")},
+		inproc.Target{Name: "standby2", Kind: probe.KindStandby, DSN: c.Standbys[1].DSN("walprobe")})
 	mux := http.NewServeMux()
 	mux.Handle(api.ReadyPattern, api.Ready(r.p))
 	srv := httptest.NewServer(mux)
@@ -46,12 +48,12 @@ func TestReadyFollowsStandby(t *testing.T) {
 		return func() bool { got, _ := ready(name); return got == code }
 	}
 
-	waitFor(t, 15*time.Second, "standby1 ready", is("standby1", 200))
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "standby1 ready", is("standby1", 200))
 	if err := c.CutReceiver(ctx, sb); err != nil {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	waitFor(t, 5*time.Second, "standby1 not ready after its receiver is cut", is("standby1", 503))
+	fakes.WaitFor(t.Context(), t, 5*time.Second, "standby1 not ready after its receiver is cut", is("standby1", 503))
 	_, body := ready("standby1")
 	t.Logf("503 %v after the cut: %+v", time.Since(cut).Round(time.Millisecond), body)
 	if body.Ready || body.Lag == nil || *body.Lag < 1 {
@@ -66,6 +68,6 @@ func TestReadyFollowsStandby(t *testing.T) {
 		t.Fatal(err)
 	}
 	restored := time.Now()
-	waitFor(t, 10*time.Second, "standby1 ready again after restore", is("standby1", 200))
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "standby1 ready again after restore", is("standby1", 200))
 	t.Logf("200 again %v after restore", time.Since(restored).Round(time.Millisecond))
 }

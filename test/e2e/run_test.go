@@ -1,20 +1,18 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // TestRunServesStateAndMetrics runs the built binary on a real cluster and
@@ -22,41 +20,12 @@ import (
 // and that the canary password appears nowhere.
 func TestRunServesStateAndMetrics(t *testing.T) {
 	c := cluster.StartT(t, cluster.Options{Standbys: 1, Subscriber: true, PgBouncer: true})
-	bin := buildBinary(t)
-	cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"),
+	w := startBin(t, nil, "--primary", c.Primary.DSN("walprobe"),
 		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
 		"--subscriber", "sub="+c.Subscriber.DSN("walprobe"),
 		"--endpoint", "bouncer="+c.PgBouncer.DSN("walprobe"),
-		"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "runtest")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logs := make(chan string, 1)
-	addrc := make(chan string, 1)
-	go func() {
-		var all strings.Builder
-		sc := bufio.NewScanner(stderr)
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		for sc.Scan() {
-			all.WriteString(sc.Text() + "\n")
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				addrc <- m[1]
-			}
-		}
-		logs <- all.String()
-	}()
-	var addr string
-	select {
-	case addr = <-addrc:
-	case <-time.After(20 * time.Second):
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		t.Fatalf("walprobe did not start serving:\n%s", <-logs)
-	}
+		"--interval", "200ms", "--probe-id", "runtest")
+	addr := w.Addr
 	get := func(path string) string {
 		resp, err := http.Get("http://" + addr + path)
 		if err != nil {
@@ -95,7 +64,7 @@ func TestRunServesStateAndMetrics(t *testing.T) {
 		}
 	}
 	var body string
-	waitFor(t, 20*time.Second, "every target healthy with a timed beat", func() bool {
+	fakes.WaitFor(t.Context(), t, 20*time.Second, "every target healthy with a timed beat", func() bool {
 		body = get("/v1/state")
 		if err := json.Unmarshal([]byte(body), &state); err != nil {
 			t.Fatal(err)
@@ -177,25 +146,16 @@ func TestRunServesStateAndMetrics(t *testing.T) {
 	if got := get("/healthz"); strings.TrimSpace(got) != "ok" {
 		t.Errorf("/healthz = %q", got)
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("walprobe exited with %v after SIGTERM, want 0", err)
-		}
-	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		t.Fatal("walprobe did not exit within 10 s of SIGTERM")
+	if _, err := w.terminate(t, 10*time.Second); err != nil {
+		t.Errorf("walprobe exited with %v after SIGTERM, want 0", err)
 	}
-	all := <-logs
+	all := w.Logs()
 	for what, text := range map[string]string{"logs": all, "/v1/state": body, "/metrics": metrics} {
 		if strings.Contains(text, c.Password) {
 			t.Errorf("%s carry the canary password", what)
 		}
 	}
-	waitFor(t, 5*time.Second, "no walprobe slot after a clean shutdown", func() bool {
+	fakes.WaitFor(t.Context(), t, 5*time.Second, "no walprobe slot after a clean shutdown", func() bool {
 		n, _ := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE temporary AND slot_name LIKE 'walprobe%'")
 		return n == "0"
 	})

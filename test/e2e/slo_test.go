@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
 // TestSLOPerTargetObjectives runs the binary with two standbys that both
@@ -25,7 +26,7 @@ func TestSLOPerTargetObjectives(t *testing.T) {
 		}
 	}
 	const secret = "slo-secret"
-	hook := newHookReceiver(t, secret)
+	hook := fakes.NewWebhook(t, fakes.WithSecret(secret))
 	p := startBin(t, []string{"WALPROBE_WEBHOOK_SECRET=" + secret},
 		"--primary", c.Primary.DSN("walprobe"),
 		"--standby", "strict="+c.Standbys[0].DSN("walprobe"),
@@ -34,11 +35,11 @@ func TestSLOPerTargetObjectives(t *testing.T) {
 		// Budget 5 %: the 14.4x fast burn needs >= 72 % bad beats in both
 		// its 1h and 5m windows, and clears soon after recovery.
 		"--slo", "strict=0.95@500ms", "--slo", "loose=95%@3s/7d", "--slo-eval-interval", "1s",
-		"--webhook-url", hook.srv.URL+"/hook/token", "--alert-lag-warning", "0", "--alert-lag-critical", "0")
+		"--webhook-url", hook.URL+"/hook/token", "--alert-lag-warning", "0", "--alert-lag-critical", "0")
 
 	start := time.Now()
-	waitFor(t, 30*time.Second, "slo_fast_burn_1h firing for strict", func() bool {
-		return hook.count("slo_fast_burn_1h", "strict", "firing") > 0
+	fakes.WaitFor(t.Context(), t, 30*time.Second, "slo_fast_burn_1h firing for strict", func() bool {
+		return hook.Count("slo_fast_burn_1h", "strict", "firing") > 0
 	})
 	fired := time.Since(start)
 	t.Logf("slo_fast_burn_1h fired for strict %s after start", fired.Round(time.Millisecond))
@@ -80,18 +81,18 @@ func TestSLOPerTargetObjectives(t *testing.T) {
 		t.Fatal(err)
 	}
 	recovered := time.Now()
-	waitFor(t, 90*time.Second, "slo_fast_burn_1h resolved for strict", func() bool {
-		return hook.count("slo_fast_burn_1h", "strict", "resolved") > 0
+	fakes.WaitFor(t.Context(), t, 90*time.Second, "slo_fast_burn_1h resolved for strict", func() bool {
+		return hook.Count("slo_fast_burn_1h", "strict", "resolved") > 0
 	})
 	t.Logf("slo_fast_burn_1h resolved %s after the apply delay was removed", time.Since(recovered).Round(time.Millisecond))
 
-	if n := hook.count("slo_fast_burn_1h", "strict", "firing"); n != 1 {
+	if n := hook.Count("slo_fast_burn_1h", "strict", "firing"); n != 1 {
 		t.Errorf("slo_fast_burn_1h fired %d times for strict, want once", n)
 	}
-	if got := hook.forTarget("loose"); len(got) > 0 {
+	if got := hook.ForTarget("loose"); len(got) > 0 {
 		t.Errorf("loose (objective met) alerted: %v", got)
 	}
-	for what, text := range map[string]string{"logs": p.Logs(), "/metrics": metrics, "webhook bodies": hook.bodies()} {
+	for what, text := range map[string]string{"logs": p.Logs(), "/metrics": metrics, "webhook bodies": hook.Bodies()} {
 		if strings.Contains(text, c.Password) {
 			t.Errorf("%s carry the canary password", what)
 		}

@@ -1,55 +1,36 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"image"
 	"image/png"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
 )
 
-// binProbe is the walprobe binary running "run" until the test ends.
-type binProbe struct {
-	cmd  *exec.Cmd
-	addr string // HTTP host:port
-
-	mu   sync.Mutex // guards logs
-	logs bytes.Buffer
-	done chan struct{} // closed when stderr is drained
-}
-
-// Logs returns what the process wrote to stderr so far.
-func (w *binProbe) Logs() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.logs.String()
-}
+// binProbe is the walprobe binary running "run" until the test ends,
+// which must stop it with status 0.
+type binProbe struct{ *binProc }
 
 // get fetches path from the probe's HTTP server.
 func (w *binProbe) get(t *testing.T, path string) (int, []byte) {
 	t.Helper()
-	resp, err := http.Get("http://" + w.addr + path)
+	code, b, err := w.Get(t.Context(), path)
 	if err != nil {
 		t.Fatalf("GET %s: %v", path, err)
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, b
+	return code, []byte(b)
 }
 
 // targetState returns name's state and lag from /v1/state ("" when absent).
@@ -78,60 +59,17 @@ func (w *binProbe) targetState(t *testing.T, name string) (string, float64) {
 	return "", -1
 }
 
-// runProbeBinary runs the built binary with "run --listen 127.0.0.1:0" and
-// args, waits until it serves HTTP, and stops it with SIGTERM when the test
-// ends (failing the test if it does not exit 0).
+// runProbeBinary runs `walprobe run` with args, waits until it serves
+// HTTP, and stops it with SIGTERM when the test ends, failing the test if
+// it does not exit 0.
 func runProbeBinary(t *testing.T, args ...string) *binProbe {
 	t.Helper()
-	args = append([]string{"run", "--listen", "127.0.0.1:0"}, args...)
-	w := &binProbe{cmd: exec.Command(buildBinary(t), args...), done: make(chan struct{})}
-	stderr, err := w.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	addrc := make(chan string, 1)
-	go func() {
-		defer close(w.done)
-		re := regexp.MustCompile(`msg=serving .*addr=(\S+)`)
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			w.mu.Lock()
-			w.logs.WriteString(sc.Text() + "\n")
-			w.mu.Unlock()
-			if m := re.FindStringSubmatch(sc.Text()); m != nil {
-				select {
-				case addrc <- m[1]:
-				default:
-				}
-			}
-		}
-	}()
+	w := &binProbe{startBin(t, nil, args...)}
 	t.Cleanup(func() {
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-		exited := make(chan error, 1)
-		go func() { <-w.done; exited <- w.cmd.Wait() }()
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("walprobe exited with %v after SIGTERM, want 0; logs:\n%s", err, w.Logs())
-			}
-		case <-time.After(10 * time.Second):
-			_ = w.cmd.Process.Kill()
-			<-exited
-			t.Errorf("walprobe did not exit within 10 s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("walprobe logs:\n%s", w.Logs())
+		if _, err := w.Terminate(10 * time.Second); err != nil {
+			t.Errorf("walprobe exited with %v after SIGTERM, want 0", err)
 		}
 	})
-	select {
-	case w.addr = <-addrc:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("walprobe did not start serving within 20 s:\n%s", w.Logs())
-	}
 	return w
 }
 
@@ -258,9 +196,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	w := runProbeBinary(t, "--primary", c.Primary.DSN("walprobe"),
 		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
 		"--interval", "200ms", "--probe-id", "statuspage")
-	url := "http://" + w.addr + "/"
+	url := "http://" + w.Addr + "/"
 
-	waitFor(t, 20*time.Second, "standby1 healthy", func() bool {
+	fakes.WaitFor(t.Context(), t, 20*time.Second, "standby1 healthy", func() bool {
 		s, _ := w.targetState(t, "standby1")
 		return s == "healthy"
 	})
@@ -310,7 +248,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	var cutState string
-	waitFor(t, 10*time.Second, "standby1 lagging after its receiver is cut", func() bool {
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "standby1 lagging after its receiver is cut", func() bool {
 		s, lag := w.targetState(t, "standby1")
 		cutState = s
 		return s != "healthy" && lag >= 1.5
@@ -333,7 +271,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	t.Logf("cut: standby1 %+v (api said %s)", row, cutState)
 
 	// A ramp of at least 3 s makes the lag line plain in the shot.
-	waitFor(t, 10*time.Second, "standby1 lag of 3 s", func() bool {
+	fakes.WaitFor(t.Context(), t, 10*time.Second, "standby1 lag of 3 s", func() bool {
 		_, lag := w.targetState(t, "standby1")
 		return lag >= 3
 	})
@@ -347,7 +285,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err := c.RestoreReceiver(ctx, c.Standbys[0]); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 15*time.Second, "standby1 healthy after restore", func() bool {
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "standby1 healthy after restore", func() bool {
 		s, _ := w.targetState(t, "standby1")
 		return s == "healthy"
 	})
@@ -361,7 +299,7 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	stopped := time.Now()
-	waitFor(t, 15*time.Second, "/readyz 503 with the primary stopped", func() bool {
+	fakes.WaitFor(t.Context(), t, 15*time.Second, "/readyz 503 with the primary stopped", func() bool {
 		code, _ := w.get(t, "/readyz")
 		return code == 503
 	})

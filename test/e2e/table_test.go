@@ -3,9 +3,7 @@ package e2e
 import (
 	"context"
 	"errors"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -14,6 +12,8 @@ import (
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // TestPrimarySide covers what walprobe does to the primary: the table
@@ -123,11 +123,7 @@ func TestPrimarySide(t *testing.T) {
 	})
 
 	t.Run("no_slot_left_after_sigkill", func(t *testing.T) {
-		bin := buildBinary(t)
-		cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"), "--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "killme")
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		w := startBin(t, nil, "--primary", c.Primary.DSN("walprobe"), "--interval", "200ms", "--probe-id", "killme")
 		slots := func() string {
 			v, err := c.Primary.Scalar(ctx, "SELECT count(*) FROM pg_replication_slots WHERE slot_name LIKE 'walprobe%'")
 			if err != nil {
@@ -135,35 +131,15 @@ func TestPrimarySide(t *testing.T) {
 			}
 			return v
 		}
-		waitFor(t, 15*time.Second, "the stream's slot", func() bool { return slots() == "1" })
-		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		fakes.WaitFor(t.Context(), t, 15*time.Second, "the stream's slot", func() bool { return slots() == "1" })
+		if err := w.Signal(syscall.SIGKILL); err != nil {
 			t.Fatal(err)
 		}
-		_ = cmd.Wait()
+		<-w.Done()
 		killed := time.Now()
-		waitFor(t, 5*time.Second, "no walprobe slot after SIGKILL", func() bool { return slots() == "0" })
+		fakes.WaitFor(t.Context(), t, 5*time.Second, "no walprobe slot after SIGKILL", func() bool { return slots() == "0" })
 		t.Logf("slot gone %v after SIGKILL", time.Since(killed).Round(time.Millisecond))
 	})
-}
-
-var binPath string
-
-// buildBinary builds cmd/walprobe once per test binary.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	if binPath != "" {
-		return binPath
-	}
-	dir, err := os.MkdirTemp("", "walprobe-bin-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	binPath = filepath.Join(dir, "walprobe")
-	out, err := exec.Command("go", "build", "-o", binPath, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
-	if err != nil {
-		t.Fatalf("build walprobe: %v\n%s", err, out)
-	}
-	return binPath
 }
 
 // runBinary runs walprobe with a deadline and returns its combined output
@@ -172,7 +148,7 @@ func runBinary(t *testing.T, args ...string) (string, int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, buildBinary(t), args...).CombinedOutput()
+	out, err := launch.Command(ctx, t, args...).CombinedOutput()
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {
 		return string(out), ee.ExitCode()

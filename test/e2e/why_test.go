@@ -12,6 +12,8 @@ import (
 
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // TestWhyWalprobeExists runs each scenario of the core issue on one real
@@ -31,8 +33,8 @@ func TestWhyWalprobeExists(t *testing.T) {
 	// stretch would be.
 	const idleInterval = time.Second
 	t.Run("idle_application", func(t *testing.T) {
-		r := startProbe(ctx, t, primary, "idle", idleInterval, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
-		waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 2 })
+		r := startProbe(ctx, t, primary, "idle", idleInterval, inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")})
+		fakes.WaitFor(t.Context(), t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.VisibleOn("standby1")) >= 2 })
 		samples := sampleIdle(t, r, "standby1", 30*time.Second)
 		first, last := samples[0], samples[len(samples)-1]
 		t.Logf("%d samples over 30 s idle: worst lag %.3fs, beats timed %d -> %d, last seen seq %d -> %d",
@@ -45,8 +47,8 @@ func TestWhyWalprobeExists(t *testing.T) {
 	// The negative control: the same samples and checkIdle with the
 	// standby's WAL receiver cut must report a failure.
 	t.Run("idle_control_cut_off", func(t *testing.T) {
-		r := startProbe(ctx, t, primary, "idlecut", idleInterval, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
-		waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 2 })
+		r := startProbe(ctx, t, primary, "idlecut", idleInterval, inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")})
+		fakes.WaitFor(t.Context(), t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.VisibleOn("standby1")) >= 2 })
 		if err := c.CutReceiver(ctx, c.Standbys[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -59,7 +61,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 			t.Fatalf("checkIdle passed %d samples of a cut-off standby (worst lag %.3fs): it proves nothing", len(samples), worstLag(samples))
 		}
 		t.Logf("cut off, checkIdle reports (as it must): %v", err)
-		waitFor(t, 20*time.Second, "standby1 to catch up", func() bool {
+		fakes.WaitFor(t.Context(), t, 20*time.Second, "standby1 to catch up", func() bool {
 			s := r.target(t, "standby1")
 			return s.Lag != nil && *s.Lag < time.Second && s.State == probe.StateHealthy
 		})
@@ -91,8 +93,8 @@ func TestWhyWalprobeExists(t *testing.T) {
 	})
 
 	t.Run("receiver_cut_off", func(t *testing.T) {
-		r := startProbe(ctx, t, primary, "cutoff", interval, targetDSN{"standby1", probe.KindStandby, c.Standbys[0].DSN("walprobe")})
-		waitFor(t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.visible("standby1")) >= 3 })
+		r := startProbe(ctx, t, primary, "cutoff", interval, inproc.Target{Name: "standby1", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")})
+		fakes.WaitFor(t.Context(), t, 15*time.Second, "beats timed on standby1", func() bool { return len(r.rec.VisibleOn("standby1")) >= 3 })
 		if err := c.CutReceiver(ctx, c.Standbys[0]); err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +120,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 		if err := c.RestoreReceiver(ctx, c.Standbys[0]); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 20*time.Second, "standby1 to catch up", func() bool {
+		fakes.WaitFor(t.Context(), t, 20*time.Second, "standby1 to catch up", func() bool {
 			s := r.target(t, "standby1")
 			return s.Lag != nil && *s.Lag < time.Second && s.State == probe.StateHealthy
 		})
@@ -130,10 +132,10 @@ func TestWhyWalprobeExists(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer func() { _ = c.SetApplyDelay(ctx, sb, 0) }()
-		r := startProbe(ctx, t, primary, "delay", interval, targetDSN{"delayed", probe.KindStandby, sb.DSN("walprobe")})
+		r := startProbe(ctx, t, primary, "delay", interval, inproc.Target{Name: "delayed", Kind: probe.KindStandby, DSN: sb.DSN("walprobe")})
 		// Let the schedule learn the delay, then judge the next beats.
-		waitFor(t, 30*time.Second, "25 beats timed on the delayed standby", func() bool { return len(r.rec.visible("delayed")) >= 25 })
-		vis := r.rec.visible("delayed")[5:]
+		fakes.WaitFor(t.Context(), t, 30*time.Second, "25 beats timed on the delayed standby", func() bool { return len(r.rec.VisibleOn("delayed")) >= 25 })
+		vis := r.rec.VisibleOn("delayed")[5:]
 		var worstBound time.Duration
 		for _, v := range vis {
 			worstBound = max(worstBound, v.ErrorBound)
@@ -148,8 +150,8 @@ func TestWhyWalprobeExists(t *testing.T) {
 	})
 
 	t.Run("subscription_disabled", func(t *testing.T) {
-		r := startProbe(ctx, t, primary, "sub", interval, targetDSN{"subscriber", probe.KindSubscriber, c.Subscriber.DSN("walprobe")})
-		waitFor(t, 15*time.Second, "beats timed on the subscriber", func() bool { return len(r.rec.visible("subscriber")) >= 3 })
+		r := startProbe(ctx, t, primary, "sub", interval, inproc.Target{Name: "subscriber", Kind: probe.KindSubscriber, DSN: c.Subscriber.DSN("walprobe")})
+		fakes.WaitFor(t.Context(), t, 15*time.Second, "beats timed on the subscriber", func() bool { return len(r.rec.VisibleOn("subscriber")) >= 3 })
 		if err := c.DisableSubscription(ctx); err != nil {
 			t.Fatal(err)
 		}
@@ -162,7 +164,7 @@ func TestWhyWalprobeExists(t *testing.T) {
 		if secs(s.Lag) < 4 {
 			t.Errorf("subscriber lag %.2fs after 5 s disabled, want >= 4s", secs(s.Lag))
 		}
-		waitFor(t, 20*time.Second, "subscriber to catch up", func() bool {
+		fakes.WaitFor(t.Context(), t, 20*time.Second, "subscriber to catch up", func() bool {
 			s := r.target(t, "subscriber")
 			return s.Lag != nil && *s.Lag < time.Second
 		})
@@ -170,15 +172,15 @@ func TestWhyWalprobeExists(t *testing.T) {
 
 	t.Run("through_pgbouncer", func(t *testing.T) {
 		r := startProbe(ctx, t, primary, "bouncer", interval,
-			targetDSN{"direct", probe.KindStandby, c.Standbys[0].DSN("walprobe")},
-			targetDSN{"bouncer", probe.KindEndpoint, c.PgBouncer.DSN("walprobe")})
-		waitFor(t, 30*time.Second, "30 beats timed through pgbouncer", func() bool { return len(r.rec.visible("bouncer")) >= 30 })
+			inproc.Target{Name: "direct", Kind: probe.KindStandby, DSN: c.Standbys[0].DSN("walprobe")},
+			inproc.Target{Name: "bouncer", Kind: probe.KindEndpoint, DSN: c.PgBouncer.DSN("walprobe")})
+		fakes.WaitFor(t.Context(), t, 30*time.Second, "30 beats timed through pgbouncer", func() bool { return len(r.rec.VisibleOn("bouncer")) >= 30 })
 		direct := map[int64]probe.Visibility{}
-		for _, v := range r.rec.visible("direct") {
+		for _, v := range r.rec.VisibleOn("direct") {
 			direct[v.Beat.Seq] = v
 		}
 		var diffs []float64
-		for _, v := range r.rec.visible("bouncer") {
+		for _, v := range r.rec.VisibleOn("bouncer") {
 			d, ok := direct[v.Beat.Seq]
 			if !ok {
 				continue

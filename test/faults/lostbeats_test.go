@@ -3,16 +3,14 @@ package faults
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // beatLog keeps every beat the writer acked.
@@ -40,38 +38,19 @@ func TestFailoverLostBeatsAreLost(t *testing.T) {
 	c := cluster.StartT(t, cluster.Options{Standbys: 1})
 	old, s1 := c.Primary, c.Standbys[0]
 	const interval = 100 * time.Millisecond
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := probe.New(probe.Config{ProbeID: "lost", Interval: interval}, logger)
+	// The primary is a multi-host DSN that follows the promotion; the
+	// target reads the standby that will be promoted, as an endpoint (a
+	// read address that stays the same across the failover).
+	r := inproc.New(ctx, t, inproc.Config{ProbeID: "lost", Interval: interval, NoCheck: true,
+		Primary: fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres password=%s dbname=postgres sslmode=disable connect_timeout=2 target_session_attrs=read-write",
+			old.Port, s1.Port, c.Password),
+		Targets: []inproc.Target{{Name: "s1", Kind: probe.KindEndpoint, DSN: s1.SuperDSN()}}})
+	p := r.Probe
 	rec, beats := &record{}, &beatLog{}
 	p.Observe(rec)
 	p.Observe(beats)
-	pcfg, err := pgconf.Parse("primary", fmt.Sprintf("host=127.0.0.1,127.0.0.1 port=%d,%d user=postgres password=%s dbname=postgres sslmode=disable connect_timeout=2 target_session_attrs=read-write",
-		old.Port, s1.Port, c.Password))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := heartbeat.NewWriter(heartbeat.WriterConfig{Conn: pcfg, ProbeID: "lost", Interval: interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The target reads the standby that will be promoted, as an endpoint
-	// (a read address that stays the same across the failover).
-	scfg, err := pgconf.Parse("s1", s1.SuperDSN())
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := probe.NewReader(probe.ReaderConfig{Name: "s1", Kind: probe.KindEndpoint, Conn: scfg, ProbeID: "lost", Interval: interval}, p, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{w.Run, p.Run, rd.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = run(rctx) }()
-	}
-	defer func() { cancel(); wg.Wait() }()
+	r.Start()
+	defer r.Stop()
 	target, _ := p.Target("s1")
 	waitUntil := func(d time.Duration, what string, cond func() bool) {
 		t.Helper()

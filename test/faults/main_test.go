@@ -1,18 +1,11 @@
 package faults
 
 import (
-	"os"
-	"path/filepath"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/walprobe/walprobe/test/launch"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(code int) {
-		if binPath != "" {
-			os.RemoveAll(filepath.Dir(binPath))
-		}
-		os.Exit(code)
-	}))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(launch.Cleanup)) }

@@ -3,17 +3,14 @@ package faults
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/walprobe/walprobe/heartbeat"
-	"github.com/walprobe/walprobe/heartbeat/pgconf"
 	"github.com/walprobe/walprobe/probe"
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/inproc"
 )
 
 // record keeps what the probe reports about one target.
@@ -46,35 +43,12 @@ func (r *record) snapshot() ([]probe.Visibility, []probe.State) {
 // process, until the test ends.
 func runProbe(ctx context.Context, t *testing.T, primaryDSN, dsn string, interval time.Duration) (*probe.Probe, *record) {
 	t.Helper()
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	p := probe.New(probe.Config{ProbeID: "slowpoll", Interval: interval}, logger)
+	r := inproc.New(ctx, t, inproc.Config{Primary: primaryDSN, ProbeID: "slowpoll", Interval: interval, NoCheck: true,
+		Targets: []inproc.Target{{Name: "standby1", Kind: probe.KindStandby, DSN: dsn}}})
 	rec := &record{}
-	p.Observe(rec)
-	pcfg, err := pgconf.Parse("primary", primaryDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := heartbeat.NewWriter(heartbeat.WriterConfig{Conn: pcfg, ProbeID: "slowpoll", Interval: interval,
-		OnBeat: p.Beat, OnMiss: p.Missed, OnConn: p.WriterConn}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg, err := pgconf.Parse("standby1", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd, err := probe.NewReader(probe.ReaderConfig{Name: "standby1", Kind: probe.KindStandby, Conn: scfg, ProbeID: "slowpoll", Interval: interval}, p, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	for _, run := range []func(context.Context) error{w.Run, p.Run, rd.Run} {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = run(rctx) }()
-	}
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	return p, rec
+	r.Probe.Observe(rec)
+	r.Start()
+	return r.Probe, rec
 }
 
 // A standby that answers slower than any poll timeout used to allow, and

@@ -5,13 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // addHBAReject puts a reject line for role at the top of s's pg_hba.conf
@@ -214,7 +214,7 @@ func exitsWithLine(ctx context.Context, t *testing.T, env, give, wantIn, secrets
 	t.Helper()
 	ctx, cancel := context.WithTimeout(ctx, 40*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, buildBinary(t), probeArgs(give)...)
+	cmd := launch.Command(ctx, t, probeArgs(give)...)
 	// No ambient password: only what each case gives.
 	cmd.Env = append(os.Environ(), env...)
 	var stdout, stderr syncBuffer
@@ -222,7 +222,7 @@ func exitsWithLine(ctx context.Context, t *testing.T, env, give, wantIn, secrets
 	begin := time.Now()
 	err := cmd.Run()
 	got := stderr.String()
-	if code := exitCode(err); code != 2 {
+	if code := launch.ExitCode(err); code != 2 {
 		t.Errorf("exit status %d (%v) after %v, want 2\nstderr:\n%s", code, err, time.Since(begin).Round(time.Millisecond), got)
 	}
 	// Warnings logged before the error are fine; the error itself
@@ -238,7 +238,7 @@ func exitsWithLine(ctx context.Context, t *testing.T, env, give, wantIn, secrets
 		}
 	}
 	noSecrets(t, got+stdout.String(), secrets)
-	t.Logf("exit %d in %v: %s", exitCode(err), time.Since(begin).Round(time.Millisecond), last)
+	t.Logf("exit %d in %v: %s", launch.ExitCode(err), time.Since(begin).Round(time.Millisecond), last)
 }
 
 // reportsDown runs walprobe with give and wants it to keep running with
@@ -272,14 +272,14 @@ func reportsDown(t *testing.T, env, give []string, who string, wantIn, secrets [
 		time.Sleep(100 * time.Millisecond)
 	}
 	if !containsAll(reason, wantIn) {
-		t.Fatalf("%s: reason %q does not say %q\n/v1/state: %s\nstderr:\n%s", who, reason, wantIn, body, w.stderr.String())
+		t.Fatalf("%s: reason %q does not say %q\n/v1/state: %s\nstderr:\n%s", who, reason, wantIn, body, w.Logs())
 	}
-	if !w.running() {
-		t.Fatalf("walprobe exited (%v):\n%s", w.err, w.stderr.String())
+	if !w.Running() {
+		t.Fatalf("walprobe exited (%v):\n%s", w.Err(), w.Logs())
 	}
 	// The text log quotes values: a quote in the reason is \" there.
-	if last := wantIn[len(wantIn)-1]; !strings.Contains(w.stderr.String(), strings.ReplaceAll(last, `"`, `\"`)) {
-		t.Errorf("the log does not say %q:\n%s", wantIn[len(wantIn)-1], w.stderr.String())
+	if last := wantIn[len(wantIn)-1]; !strings.Contains(w.Logs(), strings.ReplaceAll(last, `"`, `\"`)) {
+		t.Errorf("the log does not say %q:\n%s", wantIn[len(wantIn)-1], w.Logs())
 	}
 	metrics, _ := w.get("/metrics")
 	if who == "primary" {
@@ -289,7 +289,7 @@ func reportsDown(t *testing.T, env, give []string, who string, wantIn, secrets [
 	} else if want := fmt.Sprintf(`state="down",target=%q} 1`, who); !strings.Contains(metrics, want) {
 		t.Errorf("/metrics has no %s", want)
 	}
-	noSecrets(t, body+metrics+w.stderr.String()+w.stdout.String(), secrets)
+	noSecrets(t, body+metrics+w.Logs()+w.stdout(), secrets)
 	t.Logf("%s down: %s", who, reason)
 }
 

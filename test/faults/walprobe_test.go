@@ -2,51 +2,16 @@ package faults
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"net/http/httptest"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
-)
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	"github.com/walprobe/walprobe/test/launch"
 )
-
-// buildBinary builds cmd/walprobe once per test binary.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "walprobe-faults-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "walprobe")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("build walprobe: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
 
 // syncBuffer is a bytes.Buffer safe for a writer goroutine and a reader.
 type syncBuffer struct {
@@ -66,90 +31,33 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// walprobe is a running walprobe binary.
-type walprobe struct {
-	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
-	addr   string
-	done   chan struct{}
-	err    error // set when done is closed
-}
-
-var addrRE = regexp.MustCompile(`(?:"addr":"|addr=)([0-9.]+:[0-9]+)`)
+// walprobe is the walprobe binary running in a test (test/launch).
+type walprobe struct{ *launch.Process }
 
 // startWalprobe runs walprobe with args and extra environment until the
-// test ends, and waits for its HTTP address.
+// test ends, and returns once it serves HTTP.
 func startWalprobe(t *testing.T, env []string, args ...string) *walprobe {
 	t.Helper()
-	w := &walprobe{cmd: exec.Command(buildBinary(t), args...), done: make(chan struct{})}
-	w.cmd.Env = append(os.Environ(), env...)
-	w.cmd.Stdout, w.cmd.Stderr = &w.stdout, &w.stderr
-	if err := w.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { w.err = w.cmd.Wait(); close(w.done) }()
-	t.Cleanup(func() { w.stop(t) })
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m := addrRE.FindStringSubmatch(w.stderr.String()); m != nil {
-			w.addr = m[1]
-			return w
-		}
-		select {
-		case <-w.done:
-			t.Fatalf("walprobe exited before serving (%v):\n%s", w.err, w.stderr.String())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	t.Fatalf("walprobe did not start serving in 30s:\n%s", w.stderr.String())
-	return nil
+	return &walprobe{launch.Start(context.Background(), t, launch.Options{Args: args, Env: env})}
 }
 
 // stop sends SIGTERM and waits; it is safe to call twice.
 func (w *walprobe) stop(t *testing.T) {
-	select {
-	case <-w.done:
-		return
-	default:
-	}
-	_ = w.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-w.done:
-	case <-time.After(15 * time.Second):
-		_ = w.cmd.Process.Kill()
-		<-w.done
-		t.Errorf("walprobe did not exit within 15s of SIGTERM")
+	t.Helper()
+	if _, err := w.Terminate(15 * time.Second); err != nil && launch.ExitCode(err) <= 0 {
+		t.Errorf("walprobe: %v", err)
 	}
 }
 
-// running reports whether the process is still alive.
-func (w *walprobe) running() bool {
-	select {
-	case <-w.done:
-		return false
-	default:
-		return true
-	}
-}
+// stdout is everything walprobe printed on stdout (--json lines).
+func (w *walprobe) stdout() string { return strings.Join(w.Stdout(), "\n") + "\n" }
 
 func (w *walprobe) get(path string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+w.addr+path, nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "", err
+	code, body, err := w.Get(context.Background(), path)
+	if err == nil && code != 200 {
+		err = fmt.Errorf("GET %s: status %d", path, code)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return "", err
-	}
-	if resp.StatusCode != 200 {
-		return string(b), fmt.Errorf("GET %s: status %d", path, resp.StatusCode)
-	}
-	return string(b), nil
+	return body, err
 }
 
 // state is the part of /v1/state the suite reads.
@@ -287,8 +195,8 @@ func (s *sampler) waitFor(t *testing.T, d time.Duration, what string, cond func(
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for time.Now().Before(deadline) {
-		if !s.w.running() {
-			t.Fatalf("walprobe exited (%v) while waiting for %s:\n%s", s.w.err, what, tail(s.w.stderr.String(), 30))
+		if !s.w.Running() {
+			t.Fatalf("walprobe exited (%v) while waiting for %s:\n%s", s.w.Err(), what, tail(s.w.Logs(), 30))
 		}
 		if cond(s.latest()) {
 			return
@@ -469,78 +377,10 @@ func redactAround(s string, i, n int) string {
 	return s[lo:i] + "<SECRET>" + s[i+n:hi]
 }
 
-// webhook is an httptest receiver that keeps every body.
-type webhook struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	bodies []string
-}
-
-func newWebhook(t *testing.T) *webhook {
-	wh := &webhook{}
-	wh.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		wh.mu.Lock()
-		wh.bodies = append(wh.bodies, r.URL.Path+" "+string(b))
-		wh.mu.Unlock()
-		w.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(wh.srv.Close)
-	return wh
-}
-
-func (wh *webhook) all() []string {
-	wh.mu.Lock()
-	defer wh.mu.Unlock()
-	return append([]string(nil), wh.bodies...)
-}
-
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	if len(lines) > n {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// exitCode returns the exit status of a finished command's error.
-func exitCode(err error) int {
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
-}
-
-// otlpReceiver accepts OTLP/HTTP posts and keeps every body, decompressed:
-// protobuf carries strings as raw bytes, so a password in a span
-// attribute, event or status message shows up to a substring search.
-type otlpReceiver struct {
-	srv *httptest.Server
-	c   *corpus
-}
-
-func newOTLPReceiver(t *testing.T, c *corpus) *otlpReceiver {
-	o := &otlpReceiver{c: c}
-	o.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var body io.Reader = r.Body
-		if r.Header.Get("Content-Encoding") == "gzip" {
-			zr, err := gzip.NewReader(r.Body)
-			if err != nil {
-				http.Error(w, err.Error(), http.StatusBadRequest)
-				return
-			}
-			defer zr.Close()
-			body = zr
-		}
-		b, _ := io.ReadAll(body)
-		o.c.add("OTLP "+r.URL.Path, string(b))
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		w.WriteHeader(http.StatusOK)
-	}))
-	t.Cleanup(o.srv.Close)
-	return o
 }

@@ -1,16 +1,11 @@
 package receivers
 
 import (
-	"os"
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/walprobe/walprobe/test/launch"
 )
 
-func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) {
-		if binDir != "" {
-			_ = os.RemoveAll(binDir)
-		}
-	}))
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(launch.Cleanup)) }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // applyDelay is the standby's recovery_min_apply_delay in these tests: a
@@ -84,7 +85,7 @@ func TestCollector(t *testing.T) {
 	if err := c.SetApplyDelay(t.Context(), c.Standbys[0], applyDelay); err != nil {
 		t.Fatal(err)
 	}
-	bin := walprobeBin(t)
+	bin := launch.Binary(t)
 
 	tests := []struct {
 		name  string

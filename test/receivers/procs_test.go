@@ -3,7 +3,6 @@ package receivers
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -48,33 +46,6 @@ func receiverBin(t *testing.T, env, name string) string {
 			name, p, from, buildReceivers, env)
 	}
 	return p
-}
-
-var (
-	binDir   string // removed by TestMain
-	binOnce  sync.Once
-	binPath  string
-	binError error
-)
-
-// walprobeBin builds cmd/walprobe once per test binary.
-func walprobeBin(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binError = os.MkdirTemp("", "walprobe-receivers-bin-")
-		if binError != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "walprobe")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/walprobe/walprobe/cmd/walprobe").CombinedOutput()
-		if err != nil {
-			binError = fmt.Errorf("build walprobe: %v\n%s", err, out)
-		}
-	})
-	if binError != nil {
-		t.Fatal(binError)
-	}
-	return binPath
 }
 
 // freePorts returns n distinct TCP ports that were free on 127.0.0.1 a

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // startPrometheus runs Prometheus 3 with its OTLP receiver on a free
@@ -94,7 +95,7 @@ func TestPrometheusOTLP(t *testing.T) {
 		t.Fatal(err)
 	}
 	const probeID = "prom-otlp"
-	wp := startProc(t, "walprobe", walprobeBin(t), []string{
+	wp := startProc(t, "walprobe", launch.Binary(t), []string{
 		// Metrics only: Prometheus has no trace receiver, and a signal
 		// endpoint is used as given (no /v1/metrics appended).
 		"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT=" + base + "/api/v1/otlp/v1/metrics",

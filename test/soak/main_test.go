@@ -5,9 +5,9 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/walprobe/walprobe/test/walprobebin"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, goleak.Cleanup(func(int) { walprobebin.Remove() }))
+	goleak.VerifyTestMain(m, goleak.Cleanup(launch.Cleanup))
 }

@@ -8,19 +8,17 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"text/tabwriter"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
-	"github.com/walprobe/walprobe/test/walprobebin"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 var soakFor = flag.Duration("soak", 0, "run the soak this long (e.g. 10m, with -timeout 20m); 0 runs a 20 s smoke of the same loop")
@@ -65,12 +63,11 @@ func TestSoak(t *testing.T) {
 			pl.length, pl.length, (pl.length + 5*time.Minute).Round(time.Minute))
 	}
 	c := cluster.StartT(t, cluster.Options{Standbys: 2})
-	bin := walprobebin.Build(t)
-	cmd := exec.Command(bin, "run", "--primary", c.Primary.DSN("walprobe"),
-		"--standby", "standby1="+c.Standbys[0].DSN("walprobe"),
-		"--standby", "standby2="+c.Standbys[1].DSN("walprobe"),
-		"--interval", "100ms", "--listen", "127.0.0.1:0", "--probe-id", "soak")
-	addr, logs := walprobebin.Start(t, cmd)
+	w := launch.Start(context.Background(), t, launch.Options{Args: []string{"run", "--primary", c.Primary.DSN("walprobe"),
+		"--standby", "standby1=" + c.Standbys[0].DSN("walprobe"),
+		"--standby", "standby2=" + c.Standbys[1].DSN("walprobe"),
+		"--interval", "100ms", "--probe-id", "soak"}})
+	addr := w.Addr
 	ctx, cancel := context.WithTimeout(context.Background(), pl.length+time.Minute)
 	defer cancel()
 
@@ -122,13 +119,10 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("restore standby1: %v", err)
 	}
 	waitHealthy(t, addr, 30*time.Second)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := walprobebin.Wait(cmd, 15*time.Second); err != nil {
+	if _, err := w.Terminate(15 * time.Second); err != nil {
 		t.Errorf("walprobe after SIGTERM: %v", err)
 	}
-	all := <-logs
+	all := w.Logs()
 	if strings.Contains(all, c.Password) {
 		t.Error("walprobe's log carries the canary password")
 	}

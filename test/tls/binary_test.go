@@ -4,16 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"os/exec"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/walprobe/walprobe/test/cluster"
-	"github.com/walprobe/walprobe/test/walprobebin"
+	"github.com/walprobe/walprobe/test/fakes"
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // TestBinaryOverVerifyFull runs the walprobe binary against a primary and
@@ -28,18 +25,16 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 		return fmt.Sprintf("host=127.0.0.1 port=%d dbname=postgres user=%s sslmode=verify-full sslrootcert=%s sslcert=%s sslkey=%s keepalives_idle=30",
 			s.Port, cluster.CertUser, c.TLS.Bundle, c.TLS.ClientCert, c.TLS.ClientKey)
 	}
-	cmd := exec.Command(walprobebin.Build(t), "run", "--primary", dsn(c.Primary),
-		"--standby", "standby1="+dsn(c.Standbys[0]),
-		"--interval", "200ms", "--listen", "127.0.0.1:0", "--probe-id", "tlstest")
-	addr, logs := walprobebin.Start(t, cmd)
+	ctx := context.Background()
+	w := launch.Start(ctx, t, launch.Options{Args: []string{"run", "--primary", dsn(c.Primary),
+		"--standby", "standby1=" + dsn(c.Standbys[0]),
+		"--interval", "200ms", "--probe-id", "tlstest"}})
 	get := func(path string) string {
-		resp, err := http.Get("http://" + addr + path)
+		_, body, err := w.Get(ctx, path)
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return string(b)
+		return body
 	}
 	var state struct {
 		Targets []struct {
@@ -49,7 +44,7 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 		} `json:"targets"`
 	}
 	var body string
-	waitFor(t, 30*time.Second, "standby1 and stream healthy with a timed beat", func() bool {
+	fakes.WaitFor(ctx, t, 30*time.Second, "standby1 and stream healthy with a timed beat", func() bool {
 		body = get("/v1/state")
 		if err := json.Unmarshal([]byte(body), &state); err != nil {
 			t.Fatalf("/v1/state: %v: %s", err, body)
@@ -60,7 +55,6 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 		}
 		return healthy["standby1"] && healthy["stream"]
 	})
-	ctx := context.Background()
 	for _, srv := range []*cluster.Server{c.Primary, c.Standbys[0]} {
 		// The writer and the stream on the primary, the reader on the
 		// standby (plus the primary watcher): count sessions by TLS.
@@ -78,26 +72,10 @@ func TestBinaryOverVerifyFull(t *testing.T) {
 	if n, err := c.Primary.Scalar(ctx, `SELECT count(*) FROM pg_stat_replication r JOIN pg_stat_ssl s USING (pid) WHERE r.usename = $1 AND s.ssl`, cluster.CertUser); err != nil || n != "1" {
 		t.Errorf("logical stream walsenders over TLS: %q, %v; want 1", n, err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := walprobebin.Wait(cmd, 10*time.Second); err != nil {
+	if _, err := w.Terminate(10 * time.Second); err != nil {
 		t.Errorf("walprobe after SIGTERM: %v", err)
 	}
-	if all := <-logs; strings.Contains(all, "level=ERROR") {
+	if all := w.Logs(); strings.Contains(all, "level=ERROR") {
 		t.Errorf("walprobe logged errors:\n%s", all)
 	}
-}
-
-// waitFor polls cond until it holds or d passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for time.Now().Before(deadline) {
-		if cond() {
-			return
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("timed out after %s waiting for %s", d, what)
 }
