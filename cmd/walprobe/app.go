@@ -60,6 +60,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOpt
 	}
 	a.http = api.New(cfg.listen, p, promHandler, logger)
 	a.http.Handle(api.ReadyPattern, api.Ready(p))
+	a.http.Handle(api.ThrottlePattern, api.Throttle(p))
 	if err := addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
 		return nil, err
 	}
