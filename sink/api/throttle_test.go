@@ -28,9 +28,9 @@ func TestThrottleVerdict(t *testing.T) {
 		wantWorst  string
 		wantReason string
 	}{
-		{"all under", []probe.TargetSnapshot{ok("a", 100 * time.Millisecond), ok("b", 300 * time.Millisecond)}, 200, "b", "worst b 0.300s"},
-		{"equal is under", []probe.TargetSnapshot{ok("a", 2 * time.Second)}, 200, "a", "<= max_lag"},
-		{"one over", []probe.TargetSnapshot{ok("a", 100 * time.Millisecond), ok("b", 3 * time.Second)}, 429, "b", "b lag 3.000s > max_lag 2s"},
+		{"all under", []probe.TargetSnapshot{ok("a", 100*time.Millisecond), ok("b", 300*time.Millisecond)}, 200, "b", "worst b 0.300s"},
+		{"equal is under", []probe.TargetSnapshot{ok("a", 2*time.Second)}, 200, "a", "<= max_lag"},
+		{"one over", []probe.TargetSnapshot{ok("a", 100*time.Millisecond), ok("b", 3*time.Second)}, 429, "b", "b lag 3.000s > max_lag 2s"},
 		{"lagging state judged by lag", []probe.TargetSnapshot{{Name: "a", State: probe.StateLagging, Lag: lagOf(time.Second)}}, 200, "a", ""},
 		{"stalled over", []probe.TargetSnapshot{{Name: "a", State: probe.StateStalled, Lag: lagOf(30 * time.Second)}}, 429, "a", ""},
 		{"unknown fails closed", []probe.TargetSnapshot{ok("a", 0), {Name: "u", State: probe.StateUnknown, LagUpperBound: lagOf(5 * time.Second)}}, 503, "u", "primary cannot be written"},
@@ -115,7 +115,7 @@ func TestRetryAfter(t *testing.T) {
 		{"falling 2/s", []lagSample{at(0, 18*time.Second), at(2, 14*time.Second)}, 10 * time.Second, 4 * time.Second, "(10-2)/2 = 4 s"},
 		{"falling slowly, rounds up", []lagSample{at(0, 12*time.Second)}, 10 * time.Second, 16 * time.Second, "(10-2)/0.5 = 16 s"},
 		{"almost there", []lagSample{at(0, 20*time.Second)}, 2100 * time.Millisecond, time.Second, "at least 1 s"},
-		{"crawling", []lagSample{at(0, 10*time.Second + 40*time.Millisecond)}, 10 * time.Second, 60 * time.Second, "at most 60 s"},
+		{"crawling", []lagSample{at(0, 10*time.Second+40*time.Millisecond)}, 10 * time.Second, 60 * time.Second, "at most 60 s"},
 		{"under", []lagSample{at(0, 5*time.Second)}, time.Second, time.Second, "already under"},
 	}
 	for _, tt := range tests {
