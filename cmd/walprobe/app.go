@@ -12,6 +12,7 @@ import (
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/agent"
 	"github.com/walprobe/walprobe/sink/alert"
 	"github.com/walprobe/walprobe/sink/api"
 	"github.com/walprobe/walprobe/sink/history"
@@ -46,6 +47,7 @@ type app struct {
 	webhook *webhook.Notifier        // nil: no --webhook-url
 	alerts  *alert.Rules             // nil: no --webhook-url
 	slo     *slo.SLO                 // nil: no objective
+	agent   *agent.Server            // nil: no --agent-listen
 	// flush bounds the metric and trace flushes on the way out.
 	flush time.Duration
 }
@@ -131,6 +133,9 @@ func (a *app) run(ctx context.Context) error {
 	}
 	if a.slo != nil {
 		g.Go(func() error { return a.slo.Run(ctx) })
+	}
+	if a.agent != nil {
+		g.Go(func() error { return a.agent.Run(ctx) })
 	}
 	err := g.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

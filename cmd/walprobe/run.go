@@ -24,6 +24,7 @@ type runCmd struct {
 	LogFormat string `help:"text or json." default:"text" enum:"text,json"`
 	FailFast  bool   `help:"Exit with status 2 at start-up when a server rejects the probe or is not set up (pg_hba.conf, password, database, grants, role), instead of reporting it down and retrying." name:"fail-fast"`
 	alertFlags
+	agentFlags
 }
 
 // probeFlags are the flags that describe what to watch; demo fills them
@@ -142,6 +143,9 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 		return err
 	}
 	if err := r.alertFlags.add(a, logger, r.FlushTimeout); err != nil {
+		return err
+	}
+	if err := r.agentFlags.add(a, logger); err != nil {
 		return err
 	}
 	return a.run(ctx)
