@@ -71,7 +71,7 @@ func (s ThrottleSelection) Pick(ts []probe.TargetSnapshot) ([]probe.TargetSnapsh
 // rules are testable without a server, and walprobe wait uses it in
 // process. It returns 200 (every lag known and ≤ maxLag), 429 (some lag
 // over maxLag; Retry-After is the caller's to set) or 503 (some lag
-// cannot be known). The throttle fails closed: a target that is down,
+// cannot be known, or a target has not yet shown a beat of this run). The throttle fails closed: a target that is down,
 // connecting or promoted, or whose lag is unknown because the primary
 // cannot be written, stops the writer — unlike the ready endpoint, which
 // keeps an unknown-lag replica in service, because a read router that
@@ -96,6 +96,11 @@ func ThrottleVerdict(sel []probe.TargetSnapshot, maxLag time.Duration) (Throttle
 			why = "has an unknown lag: the primary cannot be written"
 		case t.Lag == nil:
 			why = "has an unknown lag"
+		case t.BeatsTimed == 0:
+			// Until one beat of this run has been timed on it, the lag
+			// counts only the beats written since start: a standby that
+			// replays 3 s late looks 0.1 s behind in its first second.
+			why = "has not shown a beat of this run yet"
 		}
 		if why != "" {
 			b.Worst, b.Lag = t.Name, sink.SecondsPtr(t.Lag)

@@ -19,7 +19,7 @@ func lagOf(d time.Duration) *time.Duration { return &d }
 
 func TestThrottleVerdict(t *testing.T) {
 	ok := func(name string, lag time.Duration) probe.TargetSnapshot {
-		return probe.TargetSnapshot{Name: name, Kind: probe.KindStandby, State: probe.StateHealthy, Lag: lagOf(lag)}
+		return probe.TargetSnapshot{Name: name, Kind: probe.KindStandby, State: probe.StateHealthy, Lag: lagOf(lag), BeatsTimed: 1}
 	}
 	tests := []struct {
 		name       string
@@ -31,13 +31,14 @@ func TestThrottleVerdict(t *testing.T) {
 		{"all under", []probe.TargetSnapshot{ok("a", 100*time.Millisecond), ok("b", 300*time.Millisecond)}, 200, "b", "worst b 0.300s"},
 		{"equal is under", []probe.TargetSnapshot{ok("a", 2*time.Second)}, 200, "a", "<= max_lag"},
 		{"one over", []probe.TargetSnapshot{ok("a", 100*time.Millisecond), ok("b", 3*time.Second)}, 429, "b", "b lag 3.000s > max_lag 2s"},
-		{"lagging state judged by lag", []probe.TargetSnapshot{{Name: "a", State: probe.StateLagging, Lag: lagOf(time.Second)}}, 200, "a", ""},
-		{"stalled over", []probe.TargetSnapshot{{Name: "a", State: probe.StateStalled, Lag: lagOf(30 * time.Second)}}, 429, "a", ""},
+		{"lagging state judged by lag", []probe.TargetSnapshot{{Name: "a", State: probe.StateLagging, Lag: lagOf(time.Second), BeatsTimed: 3}}, 200, "a", ""},
+		{"stalled over", []probe.TargetSnapshot{{Name: "a", State: probe.StateStalled, Lag: lagOf(30 * time.Second), BeatsTimed: 3}}, 429, "a", ""},
 		{"unknown fails closed", []probe.TargetSnapshot{ok("a", 0), {Name: "u", State: probe.StateUnknown, LagUpperBound: lagOf(5 * time.Second)}}, 503, "u", "primary cannot be written"},
 		{"down fails closed", []probe.TargetSnapshot{ok("a", 0), {Name: "d", State: probe.StateDown, LastError: "connection refused"}}, 503, "d", "d is down: connection refused"},
 		{"down wins over over", []probe.TargetSnapshot{ok("a", time.Hour), {Name: "d", State: probe.StateDown}}, 503, "d", "fails closed"},
 		{"connecting", []probe.TargetSnapshot{{Name: "c", State: probe.StateConnecting}}, 503, "c", "not measured"},
 		{"promoted", []probe.TargetSnapshot{{Name: "p", State: probe.StatePromoted, Lag: lagOf(0)}}, 503, "p", "promoted"},
+		{"no beat of this run timed yet", []probe.TargetSnapshot{ok("a", 0), {Name: "n", State: probe.StateHealthy, Lag: lagOf(100 * time.Millisecond)}}, 503, "n", "not shown a beat of this run"},
 		{"nil lag", []probe.TargetSnapshot{{Name: "n", State: probe.StateHealthy}}, 503, "n", "unknown lag"},
 	}
 	for _, tt := range tests {
@@ -135,14 +136,13 @@ func TestThrottle(t *testing.T) {
 		wantCode  int
 		wantWorst string
 	}{
-		{"/v1/throttle?max_lag=1m", 503, "down"},
-		{"/v1/throttle?max_lag=1m&target=fresh&target=behind", 200, "behind"},
-		{"/v1/throttle?max_lag=1s&target=fresh&target=behind", 429, "behind"},
+		{"/v1/throttle?max_lag=1m", 503, "behind"}, // the first in name order that fails closed
+		{"/v1/throttle?max_lag=1m&target=fresh&target=behind", 503, "behind"}, // no beat timed on behind yet
 		{"/v1/throttle?max_lag=1s&target=fresh", 200, "fresh"},
 		{"/v1/throttle?target=fresh", 200, "fresh"},
 		{"/v1/throttle?max_lag=1s&target=new", 503, "new"},
 		{"/v1/throttle?max_lag=1s&target=promoted", 503, "promoted"},
-		{"/v1/throttle?kind=standby", 503, "down"},
+		{"/v1/throttle?kind=standby", 503, "behind"},
 		{"/v1/throttle?max_lag=1s&target=nosuch", 404, ""},
 		{"/v1/throttle?kind=subscriber", 404, ""},
 		{"/v1/throttle?kind=replica", 400, ""},
@@ -194,7 +194,7 @@ func BenchmarkThrottle(b *testing.B) {
 					b.Fatal(err)
 				}
 				tg.Seen(1, now.Add(-1500*time.Millisecond), now.Add(-1500*time.Millisecond))
-				tg.Seen(int64(1+i%2), now.Add(-500*time.Millisecond), now)
+				tg.Seen(2, now.Add(-500*time.Millisecond), now)
 			}
 			mux := http.NewServeMux()
 			mux.Handle(ThrottlePattern, Throttle(p))
