@@ -12,6 +12,7 @@
 //     the rules that raise alerts from the probe's state.
 //   - slo: lag SLOs and burn-rate alerts.
 //   - webhook: alert delivery over HTTP (transport only).
+//   - agent: HAProxy agent checks that weight replicas by true lag.
 //
 // This package holds only what more than one sink needs ([WriteJSON],
 // [Seconds]: the probe keeps durations, JSON shows seconds) and

@@ -12,6 +12,7 @@ import (
 
 	"github.com/walprobe/walprobe/heartbeat"
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink/agent"
 	"github.com/walprobe/walprobe/sink/alert"
 	"github.com/walprobe/walprobe/sink/api"
 	"github.com/walprobe/walprobe/sink/history"
@@ -46,6 +47,7 @@ type app struct {
 	webhook *webhook.Notifier        // nil: no --webhook-url
 	alerts  *alert.Rules             // nil: no --webhook-url
 	slo     *slo.SLO                 // nil: no objective
+	agent   *agent.Server            // nil: no --agent-listen
 	// flush bounds the metric and trace flushes on the way out.
 	flush time.Duration
 }
@@ -61,6 +63,7 @@ func wire(ctx context.Context, cfg *config, logger *slog.Logger, ex ...exportOpt
 	a.http = api.New(cfg.listen, p, promHandler, logger)
 	a.http.Handle(api.ReadyPattern, api.Ready(p))
 	a.http.Handle(api.EligiblePattern, api.Eligible(p))
+	a.http.Handle(api.ThrottlePattern, api.Throttle(p))
 	if err := addExporters(ctx, a, cfg, ex, promReader, logger); err != nil {
 		return nil, err
 	}
@@ -131,6 +134,9 @@ func (a *app) run(ctx context.Context) error {
 	}
 	if a.slo != nil {
 		g.Go(func() error { return a.slo.Run(ctx) })
+	}
+	if a.agent != nil {
+		g.Go(func() error { return a.agent.Run(ctx) })
 	}
 	err := g.Wait()
 	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -326,7 +326,7 @@ func TestCompletion(t *testing.T) {
 		give string
 		want []string
 	}{
-		{"walprobe ", []string{"run", "check", "setup", "doctor", "demo", "version", "completion"}},
+		{"walprobe ", []string{"run", "check", "setup", "doctor", "wait", "demo", "version", "completion"}},
 		{"walprobe ch", []string{"check"}},
 		{"walprobe run --log-f", []string{"--log-format"}},
 		{"walprobe run --log-format ", []string{"text", "json"}},

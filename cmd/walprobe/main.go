@@ -24,6 +24,7 @@ type cli struct {
 	Check      checkCmd        `cmd:"" help:"One-shot Nagios/Icinga check (or --format pgpool): time one beat on every target, exit 0/1/2/3."`
 	Setup      setupCmd        `cmd:"" help:"Create (or print) the heartbeat table, publication and grants on the primary and on each subscriber."`
 	Doctor     doctorCmd       `cmd:"" help:"Check every server once (read-only): ✓ or ✗ with the exact fix; exit 0 when run has all it needs."`
+	Wait       waitCmd         `cmd:"" help:"Deploy gate: block until every target's true lag is at most --max-lag; exit 0 when reached, 1 on --timeout."`
 	Demo       demoCmd         `cmd:"" help:"Start a throwaway local primary, standby and subscriber and watch walprobe on them."`
 	Version    versionCmd      `cmd:"" help:"Print the version."`
 	Completion completionCmd   `cmd:"" help:"Print the shell completion script for bash, zsh or fish."`

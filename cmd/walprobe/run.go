@@ -28,6 +28,7 @@ type runCmd struct {
 	// ListenAddrFile lets a supervisor or a test start walprobe on
 	// --listen 127.0.0.1:0 and learn the port without parsing logs.
 	ListenAddrFile string `help:"Once listening, write the bound --listen address (host:port) to this file (for --listen with port 0)." name:"listen-addr-file" placeholder:"FILE"`
+	agentFlags
 }
 
 // probeFlags are the flags that describe what to watch; demo fills them
@@ -146,6 +147,9 @@ func (r *runCmd) Run(ctx context.Context, s streams) error {
 		return err
 	}
 	if err := r.alertFlags.add(a, logger, r.FlushTimeout); err != nil {
+		return err
+	}
+	if err := r.agentFlags.add(a, logger); err != nil {
 		return err
 	}
 	if r.ListenAddrFile != "" {
