@@ -35,7 +35,7 @@ func TestThrottleChunkedWriter(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := &http.Client{Timeout: 2 * time.Second}
-	url := "http://" + w.addr + "/v1/throttle?max_lag=1s"
+	url := "http://" + w.Addr + "/v1/throttle?max_lag=1s"
 	// run runs the writer loop for d and returns the chunk times, and
 	// the Retry-After values of the refusals.
 	chunk := 0

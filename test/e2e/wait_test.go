@@ -22,7 +22,7 @@ func TestWaitDelayedStandby(t *testing.T) {
 	}
 	servers := []string{"--primary", c.Primary.DSN("walprobe"), "--standby", "standby1=" + sb.DSN("walprobe"), "--interval", "200ms"}
 	w := runProbeBinary(t, append(servers, "--probe-id", "waitfrom", "--no-stream")...)
-	from := "http://" + w.addr
+	from := "http://" + w.Addr
 	tests := []struct {
 		name     string
 		give     []string
