@@ -136,7 +136,7 @@ func TestThrottle(t *testing.T) {
 		wantCode  int
 		wantWorst string
 	}{
-		{"/v1/throttle?max_lag=1m", 503, "behind"}, // the first in name order that fails closed
+		{"/v1/throttle?max_lag=1m", 503, "behind"},                            // the first in name order that fails closed
 		{"/v1/throttle?max_lag=1m&target=fresh&target=behind", 503, "behind"}, // no beat timed on behind yet
 		{"/v1/throttle?max_lag=1s&target=fresh", 200, "fresh"},
 		{"/v1/throttle?target=fresh", 200, "fresh"},
