@@ -13,15 +13,15 @@ import (
 	"time"
 
 	"github.com/walprobe/walprobe/probe"
+	"github.com/walprobe/walprobe/sink"
 )
 
 // Server answers HAProxy agent checks for the probe's targets.
 type Server struct {
-	addr   string
+	sink.Listener
 	maxLag time.Duration
 	p      *probe.Probe
 	logger *slog.Logger
-	ln     net.Listener
 }
 
 // readTimeout bounds how long a check may take to send the name: HAProxy
@@ -38,29 +38,7 @@ func New(addr string, maxLag time.Duration, p *probe.Probe, logger *slog.Logger)
 	if maxLag == 0 {
 		maxLag = p.Config().LagThreshold
 	}
-	return &Server{addr: addr, maxLag: maxLag, p: p, logger: logger.With("component", "agent")}, nil
-}
-
-// Listen binds the address, so a bad --agent-listen is reported before
-// anything else starts. Run calls it when it was not called.
-func (s *Server) Listen() error {
-	if s.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
-	return nil
-}
-
-// Addr returns the bound address (after Listen).
-func (s *Server) Addr() string {
-	if s.ln == nil {
-		return s.addr
-	}
-	return s.ln.Addr().String()
+	return &Server{Listener: sink.NewListener(addr), maxLag: maxLag, p: p, logger: logger.With("component", "agent")}, nil
 }
 
 // Run answers checks until ctx ends, then closes the listener and waits
@@ -72,10 +50,10 @@ func (s *Server) Run(ctx context.Context) error {
 	s.logger.Info("serving haproxy agent checks", "addr", s.Addr(), "max_lag", s.maxLag)
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	stop := context.AfterFunc(ctx, func() { _ = s.ln.Close() })
+	stop := context.AfterFunc(ctx, func() { _ = s.Net().Close() })
 	defer stop()
 	for {
-		conn, err := s.ln.Accept()
+		conn, err := s.Net().Accept()
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"net/http"
 	"time"
 
@@ -21,16 +20,15 @@ import (
 
 // Server is the HTTP server.
 type Server struct {
-	addr   string
+	sink.Listener
 	mux    *http.ServeMux
 	logger *slog.Logger
-	ln     net.Listener
 }
 
 // New returns a server for addr that serves p's state and the given
 // /metrics handler.
 func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger) *Server {
-	s := &Server{addr: addr, mux: http.NewServeMux(), logger: logger.With("component", "http")}
+	s := &Server{Listener: sink.NewListener(addr), mux: http.NewServeMux(), logger: logger.With("component", "http")}
 	s.mux.Handle("GET /metrics", metrics)
 	s.mux.HandleFunc("GET /v1/state", func(w http.ResponseWriter, r *http.Request) {
 		sink.WriteJSON(w, http.StatusOK, toState(p.Snapshot()))
@@ -47,28 +45,6 @@ func New(addr string, p *probe.Probe, metrics http.Handler, logger *slog.Logger)
 // Handle adds a route (a net/http ServeMux pattern).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
-// Listen binds the address, so a bad --listen is reported before anything
-// else starts. Run calls it when it was not called.
-func (s *Server) Listen() error {
-	if s.ln != nil {
-		return nil
-	}
-	ln, err := net.Listen("tcp", s.addr)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
-	return nil
-}
-
-// Addr returns the bound address (after Listen).
-func (s *Server) Addr() string {
-	if s.ln == nil {
-		return s.addr
-	}
-	return s.ln.Addr().String()
-}
-
 // Run serves until ctx is done, then shuts down gracefully.
 func (s *Server) Run(ctx context.Context) error {
 	if err := s.Listen(); err != nil {
@@ -76,7 +52,7 @@ func (s *Server) Run(ctx context.Context) error {
 	}
 	srv := &http.Server{Handler: s.mux, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	go func() { errc <- srv.Serve(s.Net()) }()
 	s.logger.Info("serving", "addr", s.Addr())
 	select {
 	case err := <-errc:
