@@ -1,5 +1,8 @@
 package probe
 
+// primary.go is the primary watcher's one loop and its row parsing
+// (~420 lines): they read one statement's columns and change together.
+
 import (
 	"context"
 	"fmt"

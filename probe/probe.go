@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
-	"strings"
 	"sync"
 	"time"
 
@@ -355,74 +354,4 @@ func (p *Probe) Run(ctx context.Context) error {
 			t.evaluate()
 		}
 	}
-}
-
-// Snapshot is the probe's whole state at one moment. It is the domain's
-// view, in durations and explicit unknowns (nil); the JSON shapes that
-// show it live with the sinks that serialise it (sink/api for /v1/state).
-type Snapshot struct {
-	ProbeID     string
-	At          time.Time
-	Interval    time.Duration
-	Beats       int64 // beats acked
-	BeatsMissed int64
-	// LastBeat is the newest acked beat; nil before the first.
-	LastBeat *heartbeat.Beat
-	Primary  PrimarySnapshot
-	Targets  []TargetSnapshot // by name
-	// LSNLags are time lags derived from the LSNs the primary reports for
-	// consumers the probe does not read from.
-	LSNLags []LSNLag
-}
-
-// PrimarySnapshot describes the writer's side.
-type PrimarySnapshot struct {
-	Up bool
-	// Error is why beats are not written (the connection), else a second
-	// writer sharing the heartbeat row; empty when neither.
-	Error string
-	// Classic is the primary's view of its consumers; nil before the
-	// first read.
-	Classic *ClassicPrimary
-	// Sync is the primary's synchronous replication; nil before the
-	// first read.
-	Sync *SyncRep
-}
-
-// Snapshot returns the current state of the probe and every target.
-func (p *Probe) Snapshot() Snapshot {
-	now := p.now()
-	p.mu.Lock()
-	s := Snapshot{
-		ProbeID:     p.cfg.ProbeID,
-		At:          now,
-		Interval:    p.cfg.Interval,
-		Beats:       p.beats,
-		BeatsMissed: p.missed,
-		Primary:     PrimarySnapshot{Up: p.writerUp, Error: p.primaryErrorLocked(), Classic: p.primaryClassic, Sync: p.syncRep},
-	}
-	if sr := p.syncRep; sr != nil && sr.Blocked != "" && !p.outageSince.IsZero() {
-		// Why the writer cannot write, before how it failed.
-		s.Primary.Error = strings.TrimSuffix(sr.Blocked+"; "+s.Primary.Error, "; ")
-	}
-	ts := p.targetsLocked()
-	p.mu.Unlock()
-	if b, ok := p.ring.Newest(); ok {
-		s.LastBeat = &b
-	}
-	sort.Slice(ts, func(i, j int) bool { return ts[i].name < ts[j].name })
-	for _, t := range ts {
-		// State and lag from the same instant: a snapshot never says
-		// healthy beside a lag over the threshold.
-		t.evaluateBackends(now)
-		t.evaluateAt(now)
-		snap := t.snapshot(now)
-		if t.kind == KindStandby {
-			sync := p.Sync(t.name)
-			snap.Sync = &sync
-		}
-		s.Targets = append(s.Targets, snap)
-	}
-	s.LSNLags = p.LSNLags(now)
-	return s
 }

@@ -1,5 +1,9 @@
 package probe
 
+// syncrep.go holds synchronous replication end to end (~410 lines): the
+// synchronous_standby_names grammar, the per-standby state and the commit
+// wait, which one decision (who a commit waits for) ties together.
+
 import (
 	"fmt"
 	"slices"

@@ -1,9 +1,12 @@
 package probe
 
+// target.go is one state machine and stays one file (~500 lines): a
+// target's position, brackets, pending beat, lag and state change together
+// under t.mu, and splitting them would split that lock's invariants.
+
 import (
 	"context"
 	"log/slog"
-	"maps"
 	"sync"
 	"time"
 
@@ -496,68 +499,4 @@ func (t *Target) fireAt(now time.Time, e Event, reason string) {
 	}
 	t.p.logger.Log(context.Background(), level, "target state", "target", t.name, "kind", string(t.kind), "from", string(from), "to", string(to), "reason", reason)
 	t.p.each(func(o Observer) { o.Transition(ev) })
-}
-
-// TargetSnapshot is one target at one moment. nil is unknown, never 0.
-type TargetSnapshot struct {
-	Name        string
-	Kind        Kind
-	State       State
-	StateSince  time.Time
-	StateReason string
-	// Lag is the current lag; nil until the target has been polled since
-	// it (re)connected, and while it is unknown (state unknown: the
-	// primary cannot be written).
-	Lag *time.Duration
-	// LagUpperBound is set while the lag is unknown: the time since the
-	// writer stopped, which the lag cannot exceed.
-	LagUpperBound *time.Duration
-	// Delay and ErrorBound are the last timed beat's visibility delay;
-	// nil before the first.
-	Delay      *time.Duration
-	ErrorBound *time.Duration
-	// LastSeq is the highest seq the target has shown; nil until polled.
-	LastSeq    *int64
-	BeatsTimed int64
-	LastError  string
-	// Classic holds the target's classic numbers; nil before the first read.
-	Classic *Classic
-	// Dropped counts observations that cannot be true, by reason; nil
-	// when there are none.
-	Dropped map[DropReason]int64
-	// BeatsLost counts beats lost in a failover before the target showed
-	// them (acked by the old primary, never on the new timeline).
-	BeatsLost int64
-	// Backends lists the servers behind a read endpoint that answered
-	// its polls (at most 16), worst lag first; Lag is the worst recent one.
-	Backends []BackendSnapshot
-	// Sync is a standby's place in synchronous replication, from the
-	// primary's pg_stat_replication (Probe.Sync); nil for other kinds.
-	Sync *SyncInfo
-}
-
-func (t *Target) snapshot(now time.Time) TargetSnapshot {
-	t.mu.Lock()
-	s := TargetSnapshot{
-		Name: t.name, Kind: t.kind, State: t.state, StateSince: t.since, StateReason: t.reason,
-		BeatsTimed: t.visible, LastError: t.lastErr, Classic: t.classic, BeatsLost: t.beatsLost,
-	}
-	if len(t.dropped) > 0 {
-		s.Dropped = maps.Clone(t.dropped)
-	}
-	s.Backends = t.backendsLocked(now)
-	if t.lastVis != nil {
-		s.Delay = durationPtr(t.lastVis.Delay)
-		s.ErrorBound = durationPtr(t.lastVis.ErrorBound)
-	}
-	if t.known {
-		if lag, bound, ok := t.lagLocked(now); ok {
-			s.Lag = durationPtr(lag)
-		} else {
-			s.LagUpperBound = durationPtr(bound)
-		}
-		s.LastSeq = new(t.lastSeen)
-	}
-	t.mu.Unlock()
-	return s
 }
