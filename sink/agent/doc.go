@@ -7,4 +7,6 @@
 // It answers from the probe's in-memory snapshot and never touches
 // PostgreSQL. It does not route anything itself and does not replace a
 // regular health check of the PostgreSQL port.
+// It may import probe (read-only), heartbeat, sink/alert and the shared
+// leaf sink, never another sink (test/lint keeps that).
 package agent

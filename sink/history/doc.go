@@ -5,4 +5,7 @@
 // Memory is fixed: one ring of Capacity samples per target, the oldest
 // overwritten. It is not a time-series database: history is lost on
 // restart, and nothing older than the ring is kept.
+//
+// It may import probe (read-only), heartbeat, sink/alert and the shared
+// leaf sink, never another sink (test/lint keeps that).
 package history

@@ -12,4 +12,7 @@
 // Export is off unless an endpoint is configured. It does not start a
 // collector, and it never puts a DSN, password or query text in a span or
 // attribute: targets are named by their configured names.
+//
+// It may import probe (read-only), heartbeat, sink/alert and the shared
+// leaf sink, never another sink (test/lint keeps that).
 package otlp

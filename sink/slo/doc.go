@@ -25,4 +25,7 @@
 //
 // The package does not deliver alerts; it calls Config.OnAlert with an
 // alert.Alert, which cmd wires to a notifier such as sink/webhook.
+//
+// It may import probe (read-only), heartbeat, sink/alert and the shared
+// leaf sink, never another sink (test/lint keeps that).
 package slo

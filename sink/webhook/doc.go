@@ -15,4 +15,7 @@
 // It is transport only: it decides no alert. The alerts come from
 // sink/alert (its Rules and the alert.Alert type) and sink/slo; cmd/walprobe
 // hands them to Notify.
+//
+// It may import probe (read-only), heartbeat, sink/alert and the shared
+// leaf sink, never another sink (test/lint keeps that).
 package webhook
