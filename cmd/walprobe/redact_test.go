@@ -169,16 +169,24 @@ func TestNoExitMessageEchoesAPassword(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// wait takes run's flags too; without --max-lag every one of them is
+	// a configuration error (2) before anything connects. run's agent
+	// flags: without --primary, the same.
 	for _, n := range dp.Model.Children {
 		for _, f := range n.Flags {
-			if name := "doctor --" + f.Name; n.Name == "doctor" && !f.IsBool() && !explicit[name] {
+			name := n.Name + " --" + f.Name
+			if f.IsBool() || explicit[name] {
+				continue
+			}
+			switch {
+			case n.Name == "doctor", n.Name == "wait", n.Name == "run" && strings.HasPrefix(f.Name, "agent-"):
 				tests = append(tests, struct {
 					name string
 					give []string
 					env  map[string]string
 					yaml string
 					want int
-				}{name: name, give: []string{"doctor", "--" + f.Name, dsn}, want: 2})
+				}{name: name, give: []string{n.Name, "--" + f.Name, dsn}, want: 2})
 			}
 		}
 	}
