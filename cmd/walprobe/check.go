@@ -21,7 +21,7 @@ type checkCmd struct {
 	Warning  time.Duration `help:"Delay at which a target is WARNING." default:"1s"`
 	Critical time.Duration `help:"Delay at which a target is CRITICAL." default:"5s"`
 	Timeout  time.Duration `help:"Give up measuring after this long; targets still without a timed beat are judged by their lag." default:"10s"`
-	Format   string        `help:"nagios: one status line with perfdata. pgpool: one delay in ms per --standby per line, -1 when not measured; for a standby behind beats written before this run, a lower bound (noted on stderr)." default:"nagios" enum:"nagios,pgpool"`
+	Format   string        `help:"nagios: one status line with perfdata. pgpool: one delay in ms per --standby per line, -1 when not measured; for a standby behind beats written before this run, the upper bound (the age of the beat it shows; both bounds noted on stderr)." default:"nagios" enum:"nagios,pgpool"`
 }
 
 // Plugin statuses (Nagios plugin API).
@@ -335,8 +335,9 @@ func lookup(bh map[string]behind, name string) *behind {
 // pgpoolLines prints one delay in milliseconds per --standby, in the order
 // given, for pgpool's replication_delay_source_cmd. -1 is pgpool's
 // convention for a standby that cannot be measured (down, promoted, never
-// polled). A lower-bounded delay is printed as the bound (the format has
-// no room for more), with a note for stderr saying so.
+// polled). A delay known only within bounds is printed as its upper bound,
+// the age of the beat the standby shows (failing safe for read routing),
+// with both bounds in a note for stderr.
 func pgpoolLines(cfg *config, snap probe.Snapshot, bh map[string]behind, now time.Time) (lines, notes string) {
 	by := map[string]probe.TargetSnapshot{}
 	for _, t := range snap.Targets {
@@ -353,10 +354,17 @@ func pgpoolLines(cfg *config, snap probe.Snapshot, bh map[string]behind, now tim
 			b.WriteString("-1\n")
 			continue
 		}
-		fmt.Fprintf(&b, "%d\n", d.Milliseconds())
 		if how == basisAtLeast {
 			fmt.Fprintf(&n, "walprobe: %s: %s\n", spec.name, atLeastText(d, *bp, now))
+			// pgpool routes reads on this number: give the upper bound,
+			// the age of the beat the standby shows, so a standby hours
+			// behind reads hours (within one beat's spacing), and an
+			// uncertain one is kept out of rotation rather than in.
+			if up, ok := bp.upper(now); ok {
+				d = up
+			}
 		}
+		fmt.Fprintf(&b, "%d\n", d.Milliseconds())
 	}
 	return b.String(), n.String()
 }
