@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kong"
+
+	"github.com/walprobe/walprobe/test/launch"
 )
 
 // The reference docs in docs/ are generated from, or checked against, the
@@ -358,7 +360,7 @@ func TestBashCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("bash not found: apt-get install -y bash")
 	}
-	bin := buildWalprobe(t)
+	bin := launch.Binary(t)
 	script, err := exec.Command(bin, "completion", "bash").Output()
 	if err != nil {
 		t.Fatalf("walprobe completion bash: %v", err)
@@ -395,16 +397,6 @@ COMP_LINE="$2" COMP_POINT=${#2} eval "$cmd" walprobe "${2##* }" walprobe
 			t.Errorf("bash completes %q to %q, want %q", give, got, want)
 		}
 	}
-}
-
-// buildWalprobe builds this command into a temporary directory.
-func buildWalprobe(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "walprobe")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // readDoc reads docs/NAME.
@@ -531,7 +523,7 @@ func TestZshFishCompletion(t *testing.T) {
 	if err != nil {
 		t.Fatalf("fish not found: apt-get install -y fish (or run .ci/install-deps)")
 	}
-	bin := buildWalprobe(t)
+	bin := launch.Binary(t)
 	home := t.TempDir()
 	env := append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+home, "XDG_DATA_HOME="+home, "XDG_CACHE_HOME="+home, "ZDOTDIR="+home)
 	script := func(sh string) string {

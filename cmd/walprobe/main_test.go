@@ -8,9 +8,11 @@ import (
 	"testing"
 
 	"go.uber.org/goleak"
+
+	"github.com/walprobe/walprobe/test/launch"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m, goleak.Cleanup(launch.Cleanup)) }
 
 // canary is the password every bad-input case carries; it must never
 // reach stdout or stderr.
