@@ -12,12 +12,13 @@ import (
 // A standby's position is its replay LSN, read with every poll in the
 // same statement as the heartbeat row (positionSQL), as of the moment the
 // poll answered: replay only moves forward, so it held from then on. A
-// read endpoint has such a position per server behind it, and is eligible
-// only when every server that answered recently is (an application can
-// land on any of them). A logical subscriber applies in commit order, so
-// once it shows a beat it has applied every transaction committed before
-// that beat: its position is the WAL position of the newest beat it shows
-// (coarser, never early). Positions are never extrapolated.
+// logical subscriber applies in commit order, so once it shows a beat it
+// has applied every transaction committed before that beat: its position
+// is the WAL position of the newest beat it shows (coarser, never early).
+// A read endpoint has such a beat position per server behind it (its polls
+// carry no LSN function, which pgpool-II would route to the primary), and
+// is eligible only when every server that answered recently is (an
+// application can land on any of them). Positions are never extrapolated.
 
 // Position is how far a target has replayed the primary's WAL, as of At.
 type Position struct {

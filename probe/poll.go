@@ -65,9 +65,8 @@ const positionSQL = `(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn(
 type readerSQL struct {
 	poll, classic string
 	columns       int // columns of the classic row, without the trailer
-	// A standby's and an endpoint's statements end with the replay
-	// position (positionSQL); an endpoint's then with the server that
-	// answered (serverSQL).
+	// A standby's statements end with the replay position (positionSQL);
+	// an endpoint's with the server that answered (serverSQL).
 	position, server bool
 }
 
@@ -78,9 +77,13 @@ func newReaderSQL(kind Kind, probeID string) readerSQL {
 	case KindSubscriber:
 		q.classic, q.columns = fmt.Sprintf(subscriberSQL, lit), 5
 	case KindEndpoint:
-		q.poll = `SELECT (` + q.poll + `), ` + positionSQL + `, ` + serverSQL
-		q.classic, q.columns = fmt.Sprintf(standbySQL, lit)+`, `+positionSQL+`, `+serverSQL, 6
-		q.position, q.server = true, true
+		// No replay position here: pgpool-II sends a statement that calls
+		// a volatile function (pg_is_in_recovery, pg_last_wal_replay_lsn)
+		// to the primary, and the servers behind it would go unpolled. An
+		// endpoint's positions come from the beats each server shows.
+		q.poll = `SELECT (` + q.poll + `), ` + serverSQL
+		q.classic, q.columns = fmt.Sprintf(standbySQL, lit)+`, `+serverSQL, 6
+		q.server = true
 	default:
 		q.poll = `SELECT (` + q.poll + `), ` + positionSQL
 		q.classic, q.columns, q.position = fmt.Sprintf(standbySQL, lit)+`, `+positionSQL, 6, true

@@ -102,12 +102,13 @@ func TestDelayedStandbys(t *testing.T) {
 		// estimate come from one host.
 		truth := commit.Add(time.Second)
 		// PostgreSQL's apply-delay wait sleeps whole milliseconds,
-		// rounded up, then replays: the commit becomes visible at
-		// commit + 1 s and up to 2 ms later. An estimate is early if it
-		// ends before commit + 1 s − 1 ms, late if it starts after
-		// commit + 1 s + 2 ms.
+		// rounded up, then the startup process replays: the commit
+		// becomes visible at commit + 1 s and some milliseconds later,
+		// more on a loaded 2-core machine (the replay waits for a CPU).
+		// An estimate is early if it ends before commit + 1 s − 1 ms (the
+		// hard guarantee), late if it starts after commit + 1 s + 5 ms.
 		est := v.VisibleAt.Round(0)
-		lo, hi := est.Add(-v.ErrorBound-2*time.Millisecond), est.Add(v.ErrorBound+time.Millisecond)
+		lo, hi := est.Add(-v.ErrorBound-5*time.Millisecond), est.Add(v.ErrorBound+time.Millisecond)
 		switch {
 		case hi.Before(truth):
 			early++

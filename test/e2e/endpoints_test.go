@@ -93,10 +93,10 @@ func cutBehindEndpoint(t *testing.T, c *cluster.Cluster, kind, dsn string) {
 		kind, healthyAt.Round(time.Millisecond), discovery.Round(time.Millisecond),
 		found[cutSrv].Round(time.Millisecond), found[okSrv].Round(time.Millisecond), ep.backendsString())
 	// discover.go promises every server behind a round-robin balancer
-	// within about 4·n intervals; a per-statement balancer shows them to
-	// the first connection's polls.
-	if discovery > 5*time.Second {
-		t.Errorf("%s: both standbys found %v after walprobe started, want within 5 s (5 intervals)", kind, discovery.Round(time.Millisecond))
+	// within about 4·n intervals (8 s here); a per-statement balancer
+	// shows them to the first connection's polls, usually within a few.
+	if discovery > 8*time.Second {
+		t.Errorf("%s: both standbys found %v after walprobe started, want within 8 s (4·n intervals)", kind, discovery.Round(time.Millisecond))
 	}
 	if extra := ep.others(cutSrv, okSrv); len(extra) > 0 {
 		t.Logf("%s: the endpoint also reached %v (not a standby)", kind, extra)
