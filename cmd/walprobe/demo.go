@@ -157,7 +157,7 @@ func (u *demoUI) toggle(ctx context.Context, key byte) {
 	case 'i':
 		u.idle = !u.idle
 		u.a.writer.SetPaused(u.idle)
-		u.events.add(fmt.Sprintf("primary idle (no beats written): %v", u.idle))
+		u.events.add(fmt.Sprintf("nothing written at all (walprobe's writer paused): %v; caught-up targets go unknown, not lagging", u.idle))
 	case 's':
 		if u.subStalled = !u.subStalled; u.subStalled {
 			err = c.DisableSubscription(ctx)
@@ -213,11 +213,11 @@ func (u *demoUI) render(s probe.Snapshot) string {
 		fmt.Fprintf(&b, "%-11s %-10s %-10s │ %-9s %-20s │ %-14s %-13s %-10s\n", t.Name, t.Kind, t.State, fmtSecs(t.Lag), delay, replay, exporter, gap)
 	}
 	u.mu.Lock()
-	fmt.Fprintf(&b, "\nkeys: [c] cut standby1 off (%v)  [p] pause replay (%v)  [i] idle primary (%v)  [s] stall subscriber (%v)  [q] quit\n",
+	fmt.Fprintf(&b, "\nkeys: [c] cut standby1 off (%v)  [p] pause replay (%v)  [i] pause all writes (%v)  [s] stall subscriber (%v)  [q] quit\n",
 		u.cut, u.paused, u.idle, u.subStalled)
 	u.mu.Unlock()
-	b.WriteString("\nTRUE LAG is the age of the oldest beat a target has not shown: right when the primary idles, growing when a replica is cut off.\n")
-	b.WriteString("CLASSIC replay = now() - pg_last_xact_replay_timestamp() (false alarm when idle); exporter-lag reads 0 while cut off.\n\nrecent events:\n")
+	b.WriteString("\nTRUE LAG is the age of the oldest beat a target has not shown: ~0 on an idle application (walprobe's beats still flow), growing when a replica is cut off, unknown when nothing can be written.\n")
+	b.WriteString("CLASSIC replay = now() - pg_last_xact_replay_timestamp() (false alarm when nothing is written); exporter-lag reads 0 while cut off.\n\nrecent events:\n")
 	for _, e := range u.events.lines() {
 		b.WriteString("  " + e + "\n")
 	}
