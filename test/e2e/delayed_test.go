@@ -70,9 +70,11 @@ func TestDelayedStandbys(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // let the stats flush
 	polls1, xact1, timed1 := rd2.Polls(), xacts(), len(r.rec.VisibleOn("standby2"))
 	polls, beats := polls1-polls0, int64(timed1-timed0)
-	// xact_commit also counts this test's own reads (a connection and a
-	// query each): allow a few, and 10 %.
-	if d := (xact1 - xact0) - polls; d < -2 || d > 5+polls/10 {
+	// xact_commit also counts this test's own reads, and a backend
+	// flushes its counters to the shared statistics at most once a second
+	// (PostgreSQL 15), so a window's edges can fall either side of a
+	// flush: allow a few, and 10 %, either way.
+	if d := (xact1 - xact0) - polls; d < -(5+polls/10) || d > 5+polls/10 {
 		t.Errorf("the standby counted %d transactions while the reader counted %d polls", xact1-xact0, polls)
 	}
 	perBeat := float64(polls) / float64(max(beats, 1))
